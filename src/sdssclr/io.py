@@ -1,0 +1,113 @@
+"""Atomic file output and log redirection used by every workflow step.
+
+Every output is written to a temporary file in the destination directory and renamed into
+place only once complete, so a crash never leaves a file that looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix: str | None = None):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
+
+    The temporary name keeps the final suffix (``suffix`` overrides it) so that writers that
+    dispatch on the extension (numpy, astropy) behave. On error the temporary file is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=(suffix or "".join(path.suffixes)) + ".tmp"
+    )
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json_atomic(path, obj) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_parquet_atomic(df: pd.DataFrame, path, metadata: dict[str, str] | None = None) -> None:
+    """Write a DataFrame as Parquet atomically; ``metadata`` goes into the file's key-value store."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if metadata:
+        meta = dict(table.schema.metadata or {})
+        meta.update({k.encode(): str(v).encode() for k, v in metadata.items()})
+        table = table.replace_schema_metadata(meta)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_parquet_metadata(path) -> dict[str, str]:
+    """The key-value metadata written by :func:`write_parquet_atomic` (pandas' own entry dropped)."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(path).metadata or {}
+    return {k.decode(): v.decode() for k, v in meta.items() if k != b"pandas"}
+
+
+@contextlib.contextmanager
+def log_to(logfile):
+    """Send logging, stdout and stderr (tqdm's progress bars included) to ``logfile``.
+
+    Workflow scripts wrap their body in this so that everything lands in the rule's log.
+    """
+    if logfile is None:
+        yield
+        return
+    Path(logfile).parent.mkdir(parents=True, exist_ok=True)
+    with open(logfile, "a", buffering=1) as fh:
+        old_out, old_err = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = fh
+        root = logging.getLogger()
+        handler = logging.StreamHandler(fh)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        old_level = root.level
+        root.setLevel(logging.INFO)
+        try:
+            yield
+        except BaseException:
+            logging.getLogger("sdssclr").exception("step failed")
+            raise
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(old_level)
+            sys.stdout, sys.stderr = old_out, old_err
+
+
+def source_of(path) -> str:
+    """The data source ('synthetic' or 'SDSS DR<n>') recorded in a Parquet file's metadata."""
+    try:
+        return read_parquet_metadata(path)["source"]
+    except KeyError:
+        raise ValueError(f"{path}: no 'source' in its metadata; it was not written by this workflow") from None

@@ -1,0 +1,161 @@
+"""Balanced samples, experiment splits and tasks: one definition used by every model.
+
+- Classes are balanced by *seeded random* undersampling of each class pool (the paper's ``TOP n``
+  without ``ORDER BY`` was not random). Pools are sorted by objID first, so the draw depends only
+  on the seed and the pool's content, never on row order.
+- Splits are stratified by class: train/val/test each stay balanced.
+- Experiment 3 keeps experiment 1's train and validation splits and tests on faint+compact objects
+  drawn from the faint pool *excluding* every objID in those splits; :func:`check_split` asserts it.
+- Task SG drops quasars; SGQ keeps all three classes.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+
+import numpy as np
+import pandas as pd
+
+from .catalog import CLASSES
+
+log = logging.getLogger(__name__)
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+TASK_CLASSES: dict[str, tuple[str, ...]] = {"SG": ("STAR", "GALAXY"), "SGQ": CLASSES}
+
+
+class SampleError(ValueError):
+    """A pool is too small for the requested sample, or a split breaks an invariant."""
+
+
+def rng_for(seed: int, *names: str) -> np.random.Generator:
+    """A generator seeded by ``seed`` and stable names (independent streams per experiment)."""
+    return np.random.default_rng([int(seed), *(zlib.crc32(n.encode()) for n in names)])
+
+
+def balanced_sample(pool: pd.DataFrame, per_class: int, rng: np.random.Generator,
+                    classes=CLASSES, what: str = "pool") -> pd.DataFrame:
+    """``per_class`` rows of each class drawn at random without replacement."""
+    parts = []
+    for cls in classes:
+        sub = pool[pool["class"] == cls].sort_values("objID", kind="stable")
+        if len(sub) < per_class:
+            counts = pool["class"].value_counts().reindex(classes, fill_value=0).to_dict()
+            raise SampleError(f"{what} holds {len(sub)} {cls} objects, fewer than the {per_class} "
+                              f"per class requested (pool sizes {counts})")
+        parts.append(sub.iloc[np.sort(rng.choice(len(sub), per_class, replace=False))])
+    return pd.concat(parts, ignore_index=True)
+
+
+def stratified_split(sample: pd.DataFrame, ratios, rng: np.random.Generator) -> pd.Series:
+    """A train/val/test label per row, in proportions ``ratios`` within every class."""
+    ratios = np.asarray(ratios, dtype=float)
+    labels = np.empty(len(sample), dtype=object)
+    for cls in sorted(sample["class"].unique()):
+        idx = np.flatnonzero((sample["class"] == cls).to_numpy())
+        idx = idx[np.argsort(sample["objID"].to_numpy()[idx], kind="stable")]
+        idx = idx[rng.permutation(len(idx))]
+        bounds = np.round(np.cumsum(ratios) / ratios.sum() * len(idx)).astype(int)
+        for name, lo, hi in zip(SPLITS, np.r_[0, bounds[:-1]], bounds):
+            labels[idx[lo:hi]] = name
+    return pd.Series(labels, index=sample.index, name="split")
+
+
+def make_split(pool: pd.DataFrame, per_class: int, ratios, seed: int, experiment: str) -> pd.DataFrame:
+    """Balanced sample of ``pool`` with a ``split`` column, deterministic for ``seed``."""
+    rng = rng_for(seed, experiment)
+    sample = balanced_sample(pool, per_class, rng, what=f"{experiment} pool")
+    sample["split"] = stratified_split(sample, ratios, rng).to_numpy()
+    return sample
+
+
+def make_transfer_split(parent: pd.DataFrame, test_pool: pd.DataFrame, test_per_class: int,
+                        seed: int, experiment: str) -> pd.DataFrame:
+    """Parent's train/val plus a balanced test set from ``test_pool`` with no objID in them."""
+    fit = parent[parent["split"].isin(["train", "val"])]
+    candidates = test_pool[~test_pool["objID"].isin(fit["objID"])]
+    log.info("%s: %d of %d test-pool objects are in the parent's train/val and are excluded",
+             experiment, len(test_pool) - len(candidates), len(test_pool))
+    test = balanced_sample(candidates, test_per_class, rng_for(seed, experiment),
+                           what=f"{experiment} test pool")
+    test["split"] = "test"
+    return pd.concat([fit, test[fit.columns]], ignore_index=True)
+
+
+def check_split(split: pd.DataFrame, experiment: str) -> None:
+    """Assert the invariants every experiment must hold: splits disjoint by objID, each balanced."""
+    seen = split.groupby("objID")["split"].nunique()
+    if (seen > 1).any() or split["objID"].duplicated().any():
+        bad = seen[seen > 1].index[:5].tolist() or split.loc[split["objID"].duplicated(), "objID"][:5].tolist()
+        raise SampleError(f"{experiment}: objIDs appear more than once across splits, e.g. {bad}")
+    for name, part in split.groupby("split"):
+        counts = part["class"].value_counts()
+        if counts.max() - counts.min() > 1 or set(counts.index) != set(CLASSES):
+            raise SampleError(f"{experiment}: {name} split is not balanced: {counts.to_dict()}")
+
+
+def select_task(df: pd.DataFrame, task: str) -> pd.DataFrame:
+    """Rows of ``df`` belonging to ``task``'s classes (SG drops quasars)."""
+    try:
+        classes = TASK_CLASSES[task]
+    except KeyError:
+        raise ValueError(f"unknown task {task!r} (expected one of {sorted(TASK_CLASSES)})") from None
+    return df[df["class"].isin(classes)].reset_index(drop=True)
+
+
+def labels(df: pd.DataFrame, task: str) -> np.ndarray:
+    """Integer class labels in the order of ``TASK_CLASSES[task]``."""
+    lookup = {c: i for i, c in enumerate(TASK_CLASSES[task])}
+    return df["class"].map(lookup).to_numpy(dtype=np.int64)
+
+
+#: Pool sizes after the cuts reported by Chaini et al. 2023 for DR16 (STAR, GALAXY, QSO).
+PAPER_POOL_SIZES = {"compact": {"STAR": 173_813, "GALAXY": 80_779, "QSO": 527_922},
+                    "faint_compact": {"STAR": 55_323, "GALAXY": 74_503, "QSO": 382_899}}
+
+
+def write_pool(catalog_path, dataset: str, cuts_config: dict, out) -> pd.DataFrame:
+    """Apply ``dataset``'s cuts to the catalogue; log the cut report and pool sizes vs the paper."""
+    from .catalog import check_columns
+    from .cuts import apply_cuts, cut_report, dataset_cuts
+    from .io import source_of, write_parquet_atomic
+
+    source = source_of(catalog_path)
+    catalog = pd.read_parquet(catalog_path)
+    check_columns(catalog, source=str(catalog_path))
+    cuts = dataset_cuts(dataset, cuts_config)
+    log.info("cuts for %s (source: %s), in order:\n%s", dataset, source,
+             cut_report(catalog, cuts).to_string(index=False))
+    pool = catalog[apply_cuts(catalog, cuts)].reset_index(drop=True)
+    sizes = pool["class"].value_counts().reindex(CLASSES, fill_value=0)
+    for cls in CLASSES:
+        log.info("%s pool: %-6s %9d (paper, DR16: %d)", dataset, cls, sizes[cls], PAPER_POOL_SIZES[dataset][cls])
+    write_parquet_atomic(pool, out, {"source": source, "dataset": dataset})
+    return pool
+
+
+def write_split(experiment: str, exp_config: dict, datasets_config: dict, seed: int, out, *,
+                pool_path=None, parent_path=None) -> pd.DataFrame:
+    """Write one experiment's split table (catalogue columns + ``split``), checked."""
+    from .io import source_of, write_parquet_atomic
+
+    if "dataset" in exp_config:
+        source = source_of(pool_path)
+        per_class = datasets_config[exp_config["dataset"]]["per_class"]
+        split = make_split(pd.read_parquet(pool_path), per_class, exp_config["ratios"], seed, experiment)
+    else:
+        source = source_of(parent_path)
+        split = make_transfer_split(pd.read_parquet(parent_path), pd.read_parquet(pool_path),
+                                    exp_config["test_per_class"], seed, experiment)
+        parent = pd.read_parquet(parent_path)
+        fit_ids = set(parent.loc[parent["split"].isin(["train", "val"]), "objID"])
+        overlap = fit_ids & set(split.loc[split["split"] == "test", "objID"])
+        if overlap:  # the leakage of the original experiment 3; never allowed here
+            raise SampleError(f"{experiment}: {len(overlap)} test objects are in "
+                              f"{exp_config['train_from']}'s train/val splits")
+    check_split(split, experiment)
+    counts = split.groupby(["split", "class"]).size().unstack(fill_value=0)
+    log.info("%s split (seed %d, source %s):\n%s", experiment, seed, source, counts.to_string())
+    write_parquet_atomic(split, out, {"source": source, "experiment": experiment})
+    return split

@@ -1,0 +1,243 @@
+"""WCS-aligned five-band stamps, cut field by field into memory-mappable ``.npy`` shards.
+
+Registration. For every object and band the object's RA/Dec goes through *that band's* WCS to a
+sub-pixel position (x, y). The stamp is resampled so that this position lands exactly on stamp
+pixel (size//2, size//2) with a separable Lanczos-3 kernel (6 taps per axis, weights normalised to
+sum to one so flux is conserved): ``S[i, j] = sum_kl I[n_y + i + k, n_x + j + l] L(f_y - k) L(f_x - l)``
+where ``n + f`` is the stamp origin's position split into integer and fractional parts. Because
+each band is shifted by its own sub-pixel offset, the five bands end up on one common grid centred
+on the object (the SDSS bands differ only by translation at stamp scale: same pixel scale and
+orientation to better than 0.01 px over 16 px).
+
+Throughput. Objects are grouped by field; each field's five frames are decompressed once, all the
+field's objects are cut in one vectorised pass, and the frames are released. At most ``threads``
+fields are decoded at a time (bz2 decompression releases the GIL, so threads run in parallel).
+
+Invalid stamps. A stamp whose Lanczos footprint leaves the frame is flagged ``flag_edge``; one
+with non-finite pixels inside the frame ``flag_nonfinite``. Policy ``drop`` marks them unusable;
+``pad`` fills the missing or non-finite pixels with 0 (the sky-subtracted background level) and
+keeps them. Either way the index records the flags and the log counts them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .bands import BANDS
+from .catalog import FIELD_KEYS
+from .frames import Frame, field_paths, read_frame
+from .io import atomic_path, write_parquet_atomic
+
+log = logging.getLogger(__name__)
+
+LANCZOS_A = 3
+TAPS = np.arange(-LANCZOS_A + 1, LANCZOS_A + 1)  # -2..3
+POLICIES = ("drop", "pad")
+
+
+def lanczos_weights(frac: np.ndarray) -> np.ndarray:
+    """(N, 6) Lanczos-3 weights for fractional offsets ``frac`` in [0, 1), normalised to sum 1."""
+    d = np.asarray(frac, float)[:, None] - TAPS[None, :]
+    w = np.sinc(d) * np.sinc(d / LANCZOS_A)
+    w[np.abs(d) >= LANCZOS_A] = 0.0
+    return w / w.sum(axis=1, keepdims=True)
+
+
+def cut_band(image: np.ndarray, x: np.ndarray, y: np.ndarray, size: int):
+    """Stamps (N, size, size) of ``image`` centred at 0-based pixel positions (x, y).
+
+    Returns (stamps, edge) where ``edge`` marks stamps whose footprint leaves the image; their
+    outside pixels are NaN.
+    """
+    n = len(x)
+    ny, nx = image.shape
+    c = size // 2
+    pad = size + 2 * LANCZOS_A
+    width = size + 2 * LANCZOS_A - 1
+    oy, ox = np.asarray(y, float) - c, np.asarray(x, float) - c
+    iy, ix = np.floor(oy).astype(np.int64), np.floor(ox).astype(np.int64)
+    fy, fx = oy - iy, ox - ix
+    r0, c0 = iy + TAPS[0], ix + TAPS[0]
+    edge = (r0 < 0) | (c0 < 0) | (r0 + width > ny) | (c0 + width > nx)
+    # Objects far outside the frame would index beyond the padding: clamp them (they are flagged).
+    r0 = np.clip(r0, -pad, ny + pad - width)
+    c0 = np.clip(c0, -pad, nx + pad - width)
+    if edge.any():
+        padded = np.pad(image, pad, constant_values=np.nan)
+        rows = (r0 + pad)[:, None] + np.arange(width)
+        cols = (c0 + pad)[:, None] + np.arange(width)
+    else:
+        padded = image
+        rows = r0[:, None] + np.arange(width)
+        cols = c0[:, None] + np.arange(width)
+    blocks = padded[rows[:, :, None], cols[:, None, :]].astype(np.float64)  # (N, W, W)
+    wy, wx = lanczos_weights(fy), lanczos_weights(fx)
+    tmp = np.einsum("nrck,nk->nrc", sliding_window_view(blocks, 2 * LANCZOS_A, axis=1), wy)
+    out = np.einsum("nrck,nk->nrc", sliding_window_view(tmp, 2 * LANCZOS_A, axis=2), wx)
+    return out.astype(np.float32).reshape(n, size, size), edge
+
+
+def cut_field(frames: dict[str, Frame], ra, dec, size: int):
+    """Stamps (N, 5, size, size) of objects at (ra, dec) in one field, plus flags and positions."""
+    ra, dec = np.atleast_1d(ra), np.atleast_1d(dec)
+    stamps = np.empty((len(ra), len(BANDS), size, size), dtype=np.float32)
+    edge = np.zeros(len(ra), bool)
+    pos = {}
+    for k, band in enumerate(BANDS):
+        frame = frames[band]
+        x, y = frame.world_to_pixel(ra, dec)
+        stamps[:, k], e = cut_band(frame.image, x, y, size)
+        edge |= e
+        pos[f"x_{band}"], pos[f"y_{band}"] = x, y
+    nonfinite = ~edge & ~np.isfinite(stamps).all(axis=(1, 2, 3))
+    return stamps, edge, nonfinite, pos
+
+
+def plan_shards(objects: pd.DataFrame, n_shards: int) -> pd.DataFrame:
+    """Assign whole fields to ``n_shards`` shards, balancing object counts (deterministic)."""
+    objects = objects.drop_duplicates("objID").sort_values([*FIELD_KEYS, "objID"]).reset_index(drop=True)
+    sizes = objects.groupby(list(FIELD_KEYS), sort=True).size()
+    order = sorted(range(len(sizes)), key=lambda i: (-sizes.iloc[i], i))
+    load = np.zeros(n_shards, dtype=np.int64)
+    shard_of = {}
+    for i in order:
+        s = int(np.argmin(load))
+        shard_of[sizes.index[i]] = s
+        load[s] += sizes.iloc[i]
+    keys = list(objects[list(FIELD_KEYS)].itertuples(index=False, name=None))
+    objects["shard"] = np.array([shard_of[k] for k in keys], dtype=np.int64)
+    return objects
+
+
+class LocalFrames:
+    """Frames already on disk below a ``photoObj/frames`` root (synthetic survey or a mirror)."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+
+    def acquire(self, key: tuple) -> dict[str, Path]:
+        return field_paths(self.root, *key)
+
+    def release(self, key: tuple) -> None:
+        pass
+
+
+def cut_shard(objects: pd.DataFrame, frames, out_npy, out_index, *, size: int = 32,
+              policy: str = "drop", threads: int = 1, shard: int = 0,
+              metadata: dict | None = None,
+              on_field: Callable[[tuple], None] | None = None) -> pd.DataFrame:
+    """Cut every object of ``objects`` (one shard of the plan) into ``out_npy``; index to Parquet.
+
+    ``frames`` provides ``acquire(key) -> {band: path}`` and ``release(key)`` for a field key
+    (rerun, run, camcol, field). Both outputs are written atomically.
+    """
+    from tqdm import tqdm
+
+    if policy not in POLICIES:
+        raise ValueError(f"stamp policy must be one of {POLICIES}, got {policy!r}")
+    objects = objects.sort_values([*FIELD_KEYS, "objID"]).reset_index(drop=True)
+    groups = [(k, g.index.to_numpy()) for k, g in objects.groupby(list(FIELD_KEYS), sort=True)]
+    index = pd.DataFrame({"objID": objects["objID"].to_numpy(), "shard": shard,
+                          "offset": np.arange(len(objects), dtype=np.int64)})
+    flags = {"flag_edge": np.zeros(len(objects), bool), "flag_nonfinite": np.zeros(len(objects), bool)}
+    positions = {f"{a}_{b}": np.full(len(objects), np.nan) for b in BANDS for a in "xy"}
+
+    def work(item):
+        key, rows = item
+        paths = frames.acquire(key)
+        try:
+            field_frames = {b: read_frame(paths[b], b) for b in BANDS}
+            sub = objects.iloc[rows]
+            return rows, cut_field(field_frames, sub["ra"].to_numpy(), sub["dec"].to_numpy(), size)
+        finally:
+            frames.release(key)
+
+    shape = (len(objects), len(BANDS), size, size)
+    with atomic_path(out_npy) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            for rows, (stamps, edge, nonfinite, pos) in tqdm(
+                    pool.map(work, groups), total=len(groups), desc=f"shard {shard} fields", mininterval=5):
+                bad = edge | nonfinite
+                stamps[bad] = np.nan_to_num(stamps[bad], nan=0.0, posinf=0.0, neginf=0.0)
+                out[rows] = stamps
+                flags["flag_edge"][rows] = edge
+                flags["flag_nonfinite"][rows] = nonfinite
+                for name, values in pos.items():
+                    positions[name][rows] = values
+        out.flush()
+        del out
+    for name, values in {**flags, **positions}.items():
+        index[name] = values
+    bad = index["flag_edge"] | index["flag_nonfinite"]
+    index["usable"] = ~bad if policy == "drop" else True
+    log.info("shard %d: %d objects in %d fields; %d leave the frame, %d non-finite; policy %s: "
+             "%d usable", shard, len(index), len(groups), index["flag_edge"].sum(),
+             index["flag_nonfinite"].sum(), policy, index["usable"].sum())
+    write_parquet_atomic(index, out_index, metadata)
+    return index
+
+
+def load_stamps(index: pd.DataFrame, shard_paths: dict[int, Path] | Callable[[int], Path],
+                objids=None) -> np.ndarray:
+    """Stamps of ``objids`` (default: every indexed object) read from memory-mapped shards."""
+    if objids is not None:
+        index = index.set_index("objID").loc[np.asarray(objids)].reset_index()
+    path_of = shard_paths if callable(shard_paths) else shard_paths.__getitem__
+    first = index.iloc[0] if len(index) else None
+    if first is None:
+        return np.zeros((0, len(BANDS), 0, 0), np.float32)
+    maps = {s: np.load(path_of(s), mmap_mode="r") for s in index["shard"].unique()}
+    size = maps[first["shard"]].shape[-1]
+    out = np.empty((len(index), len(BANDS), size, size), dtype=np.float32)
+    for s, rows in index.groupby("shard").indices.items():
+        offsets = index["offset"].to_numpy()[rows]
+        order = np.argsort(offsets)
+        out[rows[order]] = maps[s][offsets[order]]
+    return out
+
+
+def write_plan(split_paths, n_shards: int, out) -> pd.DataFrame:
+    """The stamp manifest: every object of every split once, with its shard."""
+    from .io import source_of
+
+    sources = {source_of(p) for p in split_paths}
+    if len(sources) != 1:
+        raise ValueError(f"splits come from different sources: {sorted(sources)}")
+    cols = ["objID", "ra", "dec", *FIELD_KEYS]
+    objects = pd.concat([pd.read_parquet(p, columns=cols) for p in split_paths], ignore_index=True)
+    plan = plan_shards(objects, n_shards)
+    log.info("stamp plan: %d objects in %d fields over %d shards (sizes %s)", len(plan),
+             plan.groupby(list(FIELD_KEYS)).ngroups, n_shards, np.bincount(plan["shard"], minlength=n_shards).tolist())
+    write_parquet_atomic(plan, out, {"source": sources.pop()})
+    return plan
+
+
+def run_shard(plan_path, shard: int, frames, out_npy, out_index, *, size: int, policy: str,
+              threads: int = 1) -> pd.DataFrame:
+    from .io import source_of
+
+    plan = pd.read_parquet(plan_path)
+    objects = plan[plan["shard"] == shard]
+    return cut_shard(objects, frames, out_npy, out_index, size=size, policy=policy,
+                     threads=threads, shard=shard, metadata={"source": source_of(plan_path)})
+
+
+def merge_index(shard_indexes, catalog_path, out) -> pd.DataFrame:
+    """One index over all shards, joined with the catalogue columns."""
+    from .io import source_of
+
+    index = pd.concat([pd.read_parquet(p) for p in shard_indexes], ignore_index=True)
+    catalog = pd.read_parquet(catalog_path)
+    merged = index.merge(catalog, on="objID", how="left", validate="one_to_one")
+    log.info("stamp index: %d objects, %d usable, %d leave the frame, %d non-finite", len(merged),
+             merged["usable"].sum(), merged["flag_edge"].sum(), merged["flag_nonfinite"].sum())
+    write_parquet_atomic(merged, out, {"source": source_of(catalog_path)})
+    return merged

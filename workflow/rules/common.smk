@@ -1,0 +1,45 @@
+from pathlib import Path
+
+from sdssclr.config import validate
+from sdssclr.workflow import export_package_path
+
+# A bad config stops here, before any job is scheduled, with the offending key named.
+validate(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+
+# Workflow scripts import the sdssclr package from this checkout, also inside conda envs.
+export_package_path(str(Path(workflow.basedir) / "src"))
+
+EXPERIMENTS = list(config["experiments"])
+DATASETS = list(config["datasets"])
+N_SHARDS = config["stamps"]["n_shards"]
+SOURCE = config["survey"]["source"]
+
+
+wildcard_constraints:
+    experiment="|".join(EXPERIMENTS),
+    dataset="|".join(DATASETS),
+    shard=r"\d{4}",
+
+
+def catalog_path():
+    return "results/survey/catalog.parquet"
+
+
+def frames_root():
+    """Root of the photoObj/frames tree that the stamp cutter reads."""
+    return "results/survey/frames"
+
+
+def split_inputs(wildcards):
+    """Inputs of an experiment's split: its dataset pool, or its parent's split and the test pool."""
+    exp = config["experiments"][wildcards.experiment]
+    if "dataset" in exp:
+        return {"pool": f"results/samples/pool_{exp['dataset']}.parquet"}
+    return {
+        "pool": f"results/samples/pool_{exp['test_dataset']}.parquet",
+        "parent": f"results/splits/{exp['train_from']}.parquet",
+    }
+
+
+def shard_ids():
+    return [f"{k:04d}" for k in range(N_SHARDS)]

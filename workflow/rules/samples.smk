@@ -1,0 +1,36 @@
+rule pool:
+    """Apply a dataset's cuts (the same definitions that render the SQL) to the catalogue."""
+    input:
+        catalog=catalog_path(),
+    output:
+        "results/samples/pool_{dataset}.parquet",
+    log:
+        "results/logs/pool_{dataset}.log",
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=8000,
+    params:
+        cuts=config["cuts"],
+    script:
+        "../scripts/pool.py"
+
+
+rule split:
+    """Balanced undersampling and train/val/test split of one experiment."""
+    input:
+        unpack(split_inputs),
+    output:
+        "results/splits/{experiment}.parquet",
+    log:
+        "results/logs/split_{experiment}.log",
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=8000,
+    params:
+        experiment=lambda wc: config["experiments"][wc.experiment],
+        datasets=config["datasets"],
+        seed=config["split_seed"],
+    script:
+        "../scripts/split.py"

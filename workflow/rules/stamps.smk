@@ -1,0 +1,54 @@
+rule stamp_plan:
+    """Manifest of every object to cut, whole fields assigned to a fixed number of shards."""
+    input:
+        splits=expand("results/splits/{experiment}.parquet", experiment=EXPERIMENTS),
+    output:
+        "results/stamps/plan.parquet",
+    log:
+        "results/logs/stamp_plan.log",
+    conda:
+        "../../envs/data.yaml"
+    params:
+        n_shards=N_SHARDS,
+    script:
+        "../scripts/stamp_plan.py"
+
+
+rule stamp_shard:
+    """Cut one shard's stamps field by field through each band's WCS."""
+    input:
+        plan="results/stamps/plan.parquet",
+        frames=frames_root(),
+    output:
+        stamps="results/stamps/shard-{shard}.npy",
+        index="results/stamps/shard-{shard}.parquet",
+    log:
+        "results/logs/stamp_shard_{shard}.log",
+    benchmark:
+        "results/benchmarks/stamp_shard_{shard}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: 4
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    params:
+        size=config["stamps"]["size"],
+        policy=config["stamps"]["policy"],
+    script:
+        "../scripts/stamp_shard.py"
+
+
+rule stamp_index:
+    """One Parquet index over all shards, with the catalogue columns and the stamp flags."""
+    input:
+        shards=expand("results/stamps/shard-{shard}.parquet", shard=shard_ids()),
+        catalog=catalog_path(),
+    output:
+        "results/stamps/index.parquet",
+    log:
+        "results/logs/stamp_index.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/stamp_index.py"

@@ -1,0 +1,22 @@
+if SOURCE == "synthetic":
+
+    rule synthetic_survey:
+        """Offline synthetic survey: a catalogue and SDSS-format frames (never real data)."""
+        output:
+            catalog=catalog_path(),
+            truth="results/survey/truth.parquet",
+            frames=directory(frames_root()),
+        log:
+            "results/logs/synthetic_survey.log",
+        benchmark:
+            "results/benchmarks/synthetic_survey.tsv"
+        conda:
+            "../../envs/data.yaml"
+        threads: 8
+        resources:
+            mem_mb=4000,
+            runtime=120,
+        params:
+            synthetic=config["synthetic"],
+        script:
+            "../scripts/synthetic_survey.py"

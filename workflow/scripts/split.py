@@ -1,0 +1,15 @@
+"""Adapter: rule split -> sdssclr.splits.write_split."""
+
+from sdssclr.io import log_to
+from sdssclr.splits import write_split
+
+with log_to(snakemake.log[0]):
+    write_split(
+        snakemake.wildcards.experiment,
+        snakemake.params.experiment,
+        snakemake.params.datasets,
+        snakemake.params.seed,
+        snakemake.output[0],
+        pool_path=snakemake.input.pool,
+        parent_path=snakemake.input.get("parent"),
+    )

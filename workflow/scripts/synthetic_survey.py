@@ -1,0 +1,13 @@
+"""Adapter: rule synthetic_survey -> sdssclr.synthetic.generate_survey."""
+
+from sdssclr.io import log_to
+from sdssclr.synthetic import generate_survey
+
+with log_to(snakemake.log[0]):
+    generate_survey(
+        snakemake.output.catalog,
+        snakemake.output.frames,
+        truth_path=snakemake.output.truth,
+        threads=snakemake.threads,
+        **snakemake.params.synthetic,
+    )
