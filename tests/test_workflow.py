@@ -58,3 +58,12 @@ def test_data_half_runs_and_is_consistent(data_half):
     assert splits == set(index["objID"])
     for log in ["pool_compact", "split_exp3", "stamp_shard_0000"]:
         assert (data_half / "logs" / f"{log}.log").stat().st_size > 0
+
+
+def test_default_config_plans_the_sdss_path_offline(repo, tmp_path):
+    res = snakemake(repo, tmp_path, "-n", "--cores", "2")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    out = res.stdout + res.stderr
+    assert "sdss_catalog" in out and "synthetic_survey" not in out
+    assert "stamp_shard" in out and "64" in out  # the paper-scale config's shard count
+    assert not (tmp_path / "results").exists()

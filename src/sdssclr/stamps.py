@@ -135,8 +135,8 @@ def cut_shard(objects: pd.DataFrame, frames, out_npy, out_index, *, size: int = 
               on_field: Callable[[tuple], None] | None = None) -> pd.DataFrame:
     """Cut every object of ``objects`` (one shard of the plan) into ``out_npy``; index to Parquet.
 
-    ``frames`` provides ``acquire(key) -> {band: path}`` and ``release(key)`` for a field key
-    (rerun, run, camcol, field). Both outputs are written atomically.
+    ``frames`` provides ``acquire(key) -> {band: path or decoded Frame}`` and ``release(key)``
+    for a field key (rerun, run, camcol, field). Both outputs are written atomically.
     """
     from tqdm import tqdm
 
@@ -153,7 +153,7 @@ def cut_shard(objects: pd.DataFrame, frames, out_npy, out_index, *, size: int = 
         key, rows = item
         paths = frames.acquire(key)
         try:
-            field_frames = {b: read_frame(paths[b], b) for b in BANDS}
+            field_frames = {b: p if isinstance(p, Frame) else read_frame(p, b) for b, p in paths.items()}
             sub = objects.iloc[rows]
             return rows, cut_field(field_frames, sub["ra"].to_numpy(), sub["dec"].to_numpy(), size)
         finally:
@@ -226,8 +226,11 @@ def run_shard(plan_path, shard: int, frames, out_npy, out_index, *, size: int, p
 
     plan = pd.read_parquet(plan_path)
     objects = plan[plan["shard"] == shard]
-    return cut_shard(objects, frames, out_npy, out_index, size=size, policy=policy,
-                     threads=threads, shard=shard, metadata={"source": source_of(plan_path)})
+    index = cut_shard(objects, frames, out_npy, out_index, size=size, policy=policy,
+                      threads=threads, shard=shard, metadata={"source": source_of(plan_path)})
+    if hasattr(frames, "summary"):
+        log.info("frames: %s", frames.summary())
+    return index
 
 
 def merge_index(shard_indexes, catalog_path, out) -> pd.DataFrame:

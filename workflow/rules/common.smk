@@ -26,8 +26,28 @@ def catalog_path():
 
 
 def frames_root():
-    """Root of the photoObj/frames tree that the stamp cutter reads."""
+    """Root of the synthetic survey's photoObj/frames tree."""
     return "results/survey/frames"
+
+
+def frames_input():
+    """Frames the stamp jobs depend on: the synthetic tree; SDSS frames are read from
+    survey.frames_dir or downloaded by the stamp jobs themselves (streamed)."""
+    return frames_root() if SOURCE == "synthetic" else []
+
+
+def downloads_on_submit_host():
+    """Downloading stamp jobs run on the submit host when compute nodes have no internet."""
+    survey = config["survey"]
+    return (
+        SOURCE == "sdss"
+        and not survey["frames_dir"]
+        and survey["download_on_submit_host"]
+    )
+
+
+def catalog_file_input():
+    return config["survey"]["catalog_file"] or []
 
 
 def split_inputs(wildcards):

@@ -15,10 +15,10 @@ rule stamp_plan:
 
 
 rule stamp_shard:
-    """Cut one shard's stamps field by field through each band's WCS."""
+    """Cut one shard's stamps field by field through each band's WCS (SDSS frames streamed)."""
     input:
         plan="results/stamps/plan.parquet",
-        frames=frames_root(),
+        frames=frames_input(),
     output:
         stamps="results/stamps/shard-{shard}.npy",
         index="results/stamps/shard-{shard}.parquet",
@@ -26,6 +26,7 @@ rule stamp_shard:
         "results/logs/stamp_shard_{shard}.log",
     benchmark:
         "results/benchmarks/stamp_shard_{shard}.tsv"
+    localrule: downloads_on_submit_host()
     conda:
         "../../envs/data.yaml"
     threads: 4

@@ -20,3 +20,22 @@ if SOURCE == "synthetic":
             synthetic=config["synthetic"],
         script:
             "../scripts/synthetic_survey.py"
+
+else:
+
+    rule sdss_catalog:
+        """The pool of every class from SkyServer (paged, throttled, retried), or a CasJobs export."""
+        input:
+            catalog_file_input(),
+        output:
+            catalog_path(),
+        log:
+            "results/logs/sdss_catalog.log",
+        localrule: True
+        conda:
+            "../../envs/data.yaml"
+        params:
+            survey=config["survey"],
+            cuts=config["cuts"],
+        script:
+            "../scripts/sdss_catalog.py"

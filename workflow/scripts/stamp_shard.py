@@ -1,13 +1,14 @@
 """Adapter: rule stamp_shard -> sdssclr.stamps.run_shard."""
 
 from sdssclr.io import log_to
-from sdssclr.stamps import LocalFrames, run_shard
+from sdssclr.sdss import frame_source
+from sdssclr.stamps import run_shard
 
 with log_to(snakemake.log[0]):
     run_shard(
         snakemake.input.plan,
         int(snakemake.wildcards.shard),
-        LocalFrames(snakemake.input.frames),
+        frame_source(snakemake.params.survey, snakemake.params.synthetic_root),
         snakemake.output.stamps,
         snakemake.output.index,
         size=snakemake.params.size,
