@@ -36,6 +36,8 @@ rule stamp_shard:
     params:
         size=config["stamps"]["size"],
         policy=config["stamps"]["policy"],
+        survey=config["survey"],
+        synthetic_root=frames_root(),
     script:
         "../scripts/stamp_shard.py"
 
