@@ -13,8 +13,14 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/survey.smk"
 include: "workflow/rules/samples.smk"
 include: "workflow/rules/stamps.smk"
+include: "workflow/rules/pretrain.smk"
 
 
 rule all:
     input:
         "results/stamps/index.parquet",
+        expand(
+            "results/pretrain/{dataset}/seed{seed}/embeddings.parquet",
+            dataset=pretrain_datasets(),
+            seed=config["seeds"],
+        ),

@@ -28,3 +28,44 @@ def base_config():
 def cuts_config():
     return dict(compact_max_ratio=0.5, faint_rule="mean_mag", faint_min_mag=20.0, faint_r_max=23.0,
                 err_ratio_max=0.1, psfmagerr_r_max=0.2)
+
+
+def run_snakemake(workdir, *args, cores: int = 2):
+    import subprocess
+
+    cmd = [sys.executable, "-m", "snakemake", *args, "--directory", str(workdir), "--cores", str(cores),
+           "--workflow-profile", "none", "-s", str(REPO / "Snakefile")]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The whole workflow (default target) on the tiny synthetic config, run once per session."""
+    workdir = tmp_path_factory.mktemp("wf")
+    res = run_snakemake(workdir, "--configfile", str(REPO / "tests" / "data" / "tiny.yaml"))
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    return workdir / "results"
+
+
+def build_tiny_data(root, n_objects=900, per_class=40):
+    """Catalogue -> pools -> exp1 split -> stamps with the package functions alone (no Snakemake),
+    for machines that have no Snakemake (the GPU test)."""
+    import yaml
+
+    from sdssclr.sdss import frame_source
+    from sdssclr.splits import write_pool, write_split
+    from sdssclr.stamps import merge_index, run_shard, write_plan
+    from sdssclr.synthetic import generate_survey
+
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    root = Path(root)
+    generate_survey(root / "catalog.parquet", root / "frames", n_objects=n_objects, objects_per_field=30,
+                    frame_shape=(192, 192), seed=1)
+    write_pool(root / "catalog.parquet", "compact", cfg["cuts"], root / "pool.parquet")
+    write_split("exp1", cfg["experiments"]["exp1"], {"compact": {"per_class": per_class}}, 0,
+                root / "exp1.parquet", pool_path=root / "pool.parquet")
+    write_plan([root / "exp1.parquet"], 1, root / "stamps" / "plan.parquet")
+    run_shard(root / "stamps" / "plan.parquet", 0, frame_source({"source": "synthetic"}, root / "frames"),
+              root / "stamps" / "shard-0000.npy", root / "stamps" / "shard-0000.parquet", size=32, policy="drop")
+    merge_index([root / "stamps" / "shard-0000.parquet"], root / "catalog.parquet", root / "stamps" / "index.parquet")
+    return root / "exp1.parquet", root / "stamps" / "index.parquet"

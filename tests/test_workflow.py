@@ -7,13 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import run_snakemake
 from sdssclr.io import read_parquet_metadata
 
 
 def snakemake(repo, workdir, *args):
-    cmd = [sys.executable, "-m", "snakemake", *args, "--directory", str(workdir), "--cores", "2",
-           "--workflow-profile", "none", "-s", str(repo / "Snakefile")]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=repo)
+    return run_snakemake(workdir, *args)
 
 
 def test_lint_is_clean(repo, tmp_path):
@@ -29,12 +28,8 @@ def test_snakefmt_is_clean(repo):
 
 
 @pytest.fixture(scope="module")
-def data_half(repo, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("wf")
-    res = snakemake(repo, workdir, "results/stamps/index.parquet", "--configfile",
-                    str(repo / "tests" / "data" / "tiny.yaml"))
-    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
-    return workdir / "results"
+def data_half(tiny_run):
+    return tiny_run
 
 
 @pytest.mark.slow
@@ -67,3 +62,23 @@ def test_default_config_plans_the_sdss_path_offline(repo, tmp_path):
     assert "sdss_catalog" in out and "synthetic_survey" not in out
     assert "stamp_shard" in out and "64" in out  # the paper-scale config's shard count
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_pretraining_runs_in_the_dag(tiny_run):
+    from sdssclr.pretrain import read_embeddings
+
+    index = pd.read_parquet(tiny_run / "stamps" / "index.parquet")
+    for dataset in ("compact", "faint_compact"):
+        for seed in (0, 1):
+            out = tiny_run / "pretrain" / dataset / f"seed{seed}"
+            objid, emb = read_embeddings(out / "embeddings.parquet")
+            assert set(objid) == set(index.loc[index["usable"], "objID"])
+            assert emb.shape == (len(objid), 128) and np.isfinite(emb).all()
+            curve = pd.read_csv(out / "curve.tsv", sep="\t")
+            assert list(curve.columns) == ["epoch", "loss", "lr", "images_per_s"] and len(curve) == 2
+            assert not (out / "checkpoint.pt").exists()
+            assert read_parquet_metadata(out / "embeddings.parquet")["source"] == "synthetic"
+    a = read_embeddings(tiny_run / "pretrain" / "compact" / "seed0" / "embeddings.parquet")[1]
+    b = read_embeddings(tiny_run / "pretrain" / "compact" / "seed1" / "embeddings.parquet")[1]
+    assert not np.allclose(a, b)  # seeds differ

@@ -96,6 +96,9 @@ def log_to(logfile):
         root.setLevel(logging.INFO)
         try:
             yield
+        except SystemExit as exc:
+            logging.getLogger("sdssclr").warning("step stopped with exit status %s", exc.code)
+            raise
         except BaseException:
             logging.getLogger("sdssclr").exception("step failed")
             raise

@@ -19,6 +19,7 @@ wildcard_constraints:
     experiment="|".join(EXPERIMENTS),
     dataset="|".join(DATASETS),
     shard=r"\d{4}",
+    seed=r"\d+",
 
 
 def catalog_path():
@@ -59,6 +60,23 @@ def split_inputs(wildcards):
         "pool": f"results/samples/pool_{exp['test_dataset']}.parquet",
         "parent": f"results/splits/{exp['train_from']}.parquet",
     }
+
+
+def pretrain_datasets():
+    """Datasets that some experiment trains on (exp3 reuses exp1's, so no pretraining of its own)."""
+    return sorted(
+        {e["dataset"] for e in config["experiments"].values() if "dataset" in e}
+    )
+
+
+def pretrain_split(wildcards):
+    """The split whose training objects pretrain the encoder of a dataset."""
+    owners = [
+        n
+        for n, e in config["experiments"].items()
+        if e.get("dataset") == wildcards.dataset
+    ]
+    return f"results/splits/{owners[0]}.parquet"
 
 
 def shard_ids():

@@ -1,0 +1,186 @@
+"""Batched, on-device augmentations of five-band stamps for contrastive learning.
+
+Every operation works on a whole batch tensor ``(N, 5, H, W)`` of sky-subtracted fluxes in
+nanomaggies on the training device, drawing its randomness from a ``torch.Generator`` on that
+device; nothing loops over samples in Python.
+
+- :func:`rot90_flip`: one of the 8 lossless symmetries of the pixel grid per sample.
+- :func:`jitter_crop`: a ``crop`` x ``crop`` window displaced by up to ``(H - crop) // 2`` px from
+  the centre (evaluation uses the centred window, :func:`center_crop`).
+- :func:`add_noise`: per-band Gaussian noise that only *adds*: a target noise level is drawn from
+  the training set's distribution of per-stamp noise and the quadrature difference to the stamp's
+  own noise is added (nothing when the stamp is already noisier).
+- :func:`add_blur`: per-band Gaussian PSF blur that only *adds*: a target seeing is drawn from the
+  training set's distribution, and the stamp is convolved with a Gaussian of the quadrature
+  difference (nothing when the stamp's own seeing is already worse). One grouped convolution.
+- :func:`redden`: optional Galactic reddening, flux x 10^(-0.4 k_b E(B-V)), E(B-V) ~ U[0, max].
+No colour jitter and no grayscale: colours separate stars from quasars.
+
+:class:`Normalizer` maps fluxes to network inputs (per-band ``arcsinh`` or ``robust`` scaling)
+with statistics from the training split only; it is stored with the checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .bands import BANDS, EXTINCTION_COEFF
+
+FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+
+
+def border_noise(x: torch.Tensor, width: int = 4) -> torch.Tensor:
+    """(N, C) robust noise estimate: 1.4826 x MAD of each band's outer ``width``-pixel frame."""
+    n, c, h, w = x.shape
+    mask = torch.ones(h, w, dtype=torch.bool, device=x.device)
+    mask[width:h - width, width:w - width] = False
+    ring = x[:, :, mask]
+    med = ring.median(dim=-1, keepdim=True).values
+    return 1.4826 * (ring - med).abs().median(dim=-1).values
+
+
+def rot90_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    n = x.shape[0]
+    k = torch.randint(0, 4, (n,), generator=gen, device=x.device)
+    flip = torch.rand(n, generator=gen, device=x.device) < 0.5
+    out = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    for r in (1, 2, 3):
+        sel = k == r
+        if sel.any():
+            out[sel] = torch.rot90(out[sel], r, dims=(-2, -1))
+    return out
+
+
+def _window(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, crop: int) -> torch.Tensor:
+    n = x.shape[0]
+    ar = torch.arange(crop, device=x.device)
+    rows = (top[:, None] + ar)[:, :, None]
+    cols = (left[:, None] + ar)[:, None, :]
+    idx = torch.arange(n, device=x.device)[:, None, None]
+    return x.permute(0, 2, 3, 1)[idx, rows, cols].permute(0, 3, 1, 2)
+
+
+def center_crop(x: torch.Tensor, crop: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    t, l_ = (h - crop) // 2, (w - crop) // 2
+    return x[..., t:t + crop, l_:l_ + crop]
+
+
+def jitter_crop(x: torch.Tensor, crop: int, gen: torch.Generator) -> torch.Tensor:
+    n, _, h, w = x.shape
+    if crop > min(h, w):
+        raise ValueError(f"crop {crop} larger than the stamp {h}x{w}")
+    top = torch.randint(0, h - crop + 1, (n,), generator=gen, device=x.device)
+    left = torch.randint(0, w - crop + 1, (n,), generator=gen, device=x.device)
+    return _window(x, top, left, crop)
+
+
+def _draw(pool: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
+    """(n, C) values drawn per band from the empirical distribution ``pool`` (M, C)."""
+    idx = torch.randint(0, pool.shape[0], (n, pool.shape[1]), generator=gen, device=pool.device)
+    return torch.gather(pool, 0, idx)
+
+
+def add_noise(x: torch.Tensor, own_sigma: torch.Tensor, target_pool: torch.Tensor,
+              gen: torch.Generator) -> torch.Tensor:
+    target = _draw(target_pool, x.shape[0], gen)
+    extra = torch.sqrt(torch.clamp(target**2 - own_sigma**2, min=0.0))
+    noise = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+    return x + noise * extra[:, :, None, None].to(x.dtype)
+
+
+def gaussian_kernels(sigma: torch.Tensor, radius: int) -> torch.Tensor:
+    """(K, 1, 2r+1, 2r+1) normalised Gaussian kernels; sigma 0 gives the identity kernel."""
+    ar = torch.arange(-radius, radius + 1, device=sigma.device, dtype=torch.float32)
+    s = sigma.float().clamp(min=1e-3)[:, None]
+    g = torch.exp(-0.5 * (ar[None, :] / s) ** 2)
+    g = g / g.sum(1, keepdim=True)
+    return (g[:, :, None] * g[:, None, :])[:, None]
+
+
+def add_blur(x: torch.Tensor, own_fwhm_px: torch.Tensor, target_pool_px: torch.Tensor,
+             gen: torch.Generator, radius: int = 4) -> torch.Tensor:
+    n, c, h, w = x.shape
+    target = _draw(target_pool_px, n, gen)
+    extra = torch.sqrt(torch.clamp(target**2 - own_fwhm_px**2, min=0.0)) * FWHM_TO_SIGMA
+    kernels = gaussian_kernels(extra.reshape(-1), radius).to(x.dtype)
+    padded = F.pad(x.reshape(1, n * c, h, w), (radius,) * 4, mode="constant", value=0.0)
+    return F.conv2d(padded, kernels, groups=n * c).reshape(n, c, h, w)
+
+
+REDDENING = torch.tensor([EXTINCTION_COEFF[b] for b in BANDS])
+
+
+def redden(x: torch.Tensor, max_ebv: float, gen: torch.Generator) -> torch.Tensor:
+    ebv = torch.rand(x.shape[0], generator=gen, device=x.device) * max_ebv
+    factor = 10 ** (-0.4 * REDDENING.to(x.device)[None, :] * ebv[:, None])
+    return x * factor[:, :, None, None].to(x.dtype)
+
+
+@dataclass
+class AugmentConfig:
+    crop: int = 28
+    rot_flip: bool = True
+    noise: bool = True
+    blur: bool = True
+    reddening_max_ebv: float = 0.0
+
+
+class Augmenter:
+    """Applies the configured chain to a batch: redden -> blur -> noise -> rot/flip -> crop."""
+
+    def __init__(self, config: AugmentConfig, noise_pool: torch.Tensor, fwhm_pool_px: torch.Tensor):
+        self.config = config
+        self.noise_pool = noise_pool
+        self.fwhm_pool = fwhm_pool_px
+
+    def __call__(self, x, own_sigma, own_fwhm_px, gen):
+        c = self.config
+        if c.reddening_max_ebv > 0:
+            x = redden(x, c.reddening_max_ebv, gen)
+        if c.blur:
+            x = add_blur(x, own_fwhm_px, self.fwhm_pool, gen)
+        if c.noise:
+            x = add_noise(x, own_sigma, self.noise_pool, gen)
+        if c.rot_flip:
+            x = rot90_flip(x, gen)
+        return jitter_crop(x, c.crop, gen)
+
+
+@dataclass
+class Normalizer:
+    """Per-band scaling fitted on the training split: ``arcsinh``: asinh(x / s_b) then
+    standardised; ``robust``: (x - median_b) / (1.4826 MAD_b)."""
+
+    method: str
+    scale: list[float]
+    shift: list[float]
+    spread: list[float]
+
+    @classmethod
+    def fit(cls, stamps: torch.Tensor, method: str = "arcsinh") -> "Normalizer":
+        x = stamps.float().transpose(0, 1).reshape(stamps.shape[1], -1)
+        if method == "arcsinh":
+            scale = border_noise(stamps.float()).median(dim=0).values.clamp(min=1e-6)
+            y = torch.asinh(x / scale[:, None])
+            shift, spread = y.mean(1), y.std(1).clamp(min=1e-6)
+        elif method == "robust":
+            scale = torch.ones(x.shape[0])
+            shift = x.median(1).values
+            spread = (1.4826 * (x - shift[:, None]).abs().median(1).values).clamp(min=1e-9)
+        else:
+            raise ValueError(f"unknown normalisation {method!r} (expected 'arcsinh' or 'robust')")
+        return cls(method, scale.tolist(), shift.tolist(), spread.tolist())
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        t = lambda v: torch.tensor(v, device=x.device, dtype=x.dtype)[None, :, None, None]  # noqa: E731
+        if self.method == "arcsinh":
+            x = torch.asinh(x / t(self.scale))
+        return (x - t(self.shift)) / t(self.spread)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,76 @@
+"""Loading an experiment's objects for training: split table + stamp index + shards + features."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .bands import BANDS, PIXEL_SCALE
+from .catalog import features
+from .io import source_of
+from .splits import labels, select_task
+from .stamps import load_stamps
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Objects:
+    """Arrays of one set of objects, row-aligned."""
+
+    objid: np.ndarray  # (N,) int64
+    stamps: np.ndarray  # (N, 5, H, W) float32, nanomaggies
+    features: np.ndarray  # (N, 24) float32
+    psf_fwhm_px: np.ndarray  # (N, 5) float32, the stamp's own seeing in pixels
+    classes: np.ndarray  # (N,) str
+    split: np.ndarray  # (N,) str
+    labels: np.ndarray | None = None  # (N,) int64 for a task
+    source: str = ""
+
+    def subset(self, mask) -> "Objects":
+        pick = lambda a: None if a is None else a[mask]  # noqa: E731
+        return Objects(self.objid[mask], self.stamps[mask], self.features[mask], self.psf_fwhm_px[mask],
+                       self.classes[mask], self.split[mask], pick(self.labels), self.source)
+
+    def __len__(self):
+        return len(self.objid)
+
+
+def shard_path(index_path, shard: int) -> Path:
+    return Path(index_path).parent / f"shard-{int(shard):04d}.npy"
+
+
+def usable_index(index_path) -> pd.DataFrame:
+    index = pd.read_parquet(index_path)
+    return index[index["usable"]].reset_index(drop=True)
+
+
+def load_objects(split_path, index_path, task: str | None = None, splits=None) -> Objects:
+    """Objects of an experiment's split table with usable stamps (dropped ones are counted)."""
+    table = pd.read_parquet(split_path)
+    if splits is not None:
+        table = table[table["split"].isin(list(splits))]
+    if task is not None:
+        table = select_task(table, task)
+    index = usable_index(index_path)
+    keep = table["objID"].isin(index["objID"])
+    if (~keep).any():
+        log.info("%s: %d of %d objects have no usable stamp and are left out (%s)", Path(split_path).name,
+                 (~keep).sum(), len(table), table.loc[~keep, "class"].value_counts().to_dict())
+    table = table[keep].reset_index(drop=True)
+    stamps = load_stamps(index, lambda s: shard_path(index_path, s), table["objID"].to_numpy())
+    fwhm = np.stack([table[f"psffwhm_{b}"].to_numpy(float) for b in BANDS], 1) / PIXEL_SCALE
+    return Objects(objid=table["objID"].to_numpy(np.int64), stamps=stamps, features=features(table),
+                   psf_fwhm_px=fwhm.astype(np.float32), classes=table["class"].to_numpy(str),
+                   split=table["split"].to_numpy(str), labels=None if task is None else labels(table, task),
+                   source=source_of(split_path))
+
+
+def load_all_stamps(index_path) -> tuple[np.ndarray, np.ndarray]:
+    """objIDs and stamps of every usable object of the index."""
+    index = usable_index(index_path)
+    return index["objID"].to_numpy(np.int64), load_stamps(index, lambda s: shard_path(index_path, s))

@@ -1,0 +1,259 @@
+"""SimCLR pretraining on five-band stamps, once per training dataset and seed.
+
+The training split of the dataset's experiment is held as one tensor on the training device
+(GPU-resident on CUDA); each step draws a batch by index, makes two views with the batched
+augmentations of :mod:`sdssclr.augment`, normalises them with statistics fitted on the training
+split, and minimises NT-Xent. CUDA runs use bf16 autocast and channels_last; under torchrun
+(WORLD_SIZE > 1) each process takes its slice of the global batch, BatchNorm is synchronised and
+negatives are gathered across processes.
+
+Determinism and resume: the batch order of epoch e comes from a generator seeded by (seed, e),
+the augmentations from a generator seeded by (seed, e, rank) whose state is checkpointed, so a
+run interrupted at any step and resumed reproduces the uninterrupted run exactly on CPU.
+Checkpoints (atomic) are written every ``checkpoint_every`` epochs and on SIGTERM; a rerun
+resumes from the last one when its configuration matches.
+
+Outputs: the encoder checkpoint (weights, architecture, normaliser, crop), the training curve
+(loss, learning rate, images/s per epoch) and the embeddings of every usable object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .augment import AugmentConfig, Augmenter, Normalizer, border_noise, center_crop
+from .data import load_all_stamps, load_objects
+from .io import atomic_path, source_of, write_parquet_atomic
+from .models import ProjectionHead, ResNetEncoder, nt_xent
+from .training import (Preempted, Preemption, autocast, cosine_with_warmup, distributed, load_checkpoint,
+                       make_optimizer, resolve_device, save_atomic, seed_everything)
+
+log = logging.getLogger(__name__)
+
+
+def config_hash(cfg: dict, seed: int) -> str:
+    return hashlib.sha256(json.dumps([cfg, seed], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def build_encoder(name: str) -> ResNetEncoder:
+    return ResNetEncoder(name)
+
+
+def load_encoder(path, device="cpu") -> tuple[ResNetEncoder, Normalizer, int]:
+    """The pretrained encoder (eval mode), its normaliser and its input crop."""
+    ckpt = load_checkpoint(path, map_location=device)
+    enc = build_encoder(ckpt["encoder_name"])
+    enc.load_state_dict(ckpt["encoder"])
+    return enc.to(device).eval(), Normalizer(**ckpt["normalizer"]), int(ckpt["crop"])
+
+
+@torch.no_grad()
+def embed(encoder, normalizer: Normalizer, crop: int, stamps: np.ndarray, device, batch_size: int = 2048):
+    """(N, dim) float32 embeddings of stamps (centre crop, normalised, eval mode)."""
+    encoder.eval()
+    out = []
+    for lo in range(0, len(stamps), batch_size):
+        x = torch.from_numpy(np.ascontiguousarray(stamps[lo:lo + batch_size])).to(device)
+        x = normalizer(center_crop(x, crop))
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device):
+            out.append(encoder(x).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, encoder.dim), np.float32)
+
+
+def write_embeddings(objid, emb: np.ndarray, path, metadata: dict) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    d = emb.shape[1]
+    table = pa.table({"objID": pa.array(objid, pa.int64()),
+                      "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1), pa.float32()), d)})
+    table = table.replace_schema_metadata({k: str(v) for k, v in metadata.items()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_embeddings(path) -> tuple[np.ndarray, np.ndarray]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    col = table.column("embedding").combine_chunks()
+    d = col.type.list_size
+    return table.column("objID").to_numpy(), col.flatten().to_numpy().reshape(-1, d)
+
+
+def pretrain(split_path, index_path, out_encoder, out_curve, out_embeddings, *, cfg: dict, seed: int,
+             threads: int = 1, checkpoint_path=None, on_step=None) -> dict:
+    """Train SimCLR on the split's training objects and write the three outputs.
+
+    ``on_step(epoch, step)`` is a test hook called after every optimisation step.
+    """
+    from tqdm import tqdm
+
+    rank, world = distributed()
+    device = resolve_device(cfg["device"])
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, threads))
+    seed_everything(seed)
+    checkpoint_path = Path(checkpoint_path or Path(out_encoder).with_name("checkpoint.pt"))
+    chash = config_hash(cfg, seed)
+
+    train = load_objects(split_path, index_path, splits=["train"])
+    n = len(train)
+    stamps = torch.from_numpy(train.stamps).to(device)
+    own_sigma = border_noise(stamps)
+    own_fwhm = torch.from_numpy(train.psf_fwhm_px).to(device)
+    normalizer = Normalizer.fit(center_crop(stamps, cfg["augment"]["crop"]), cfg["normalization"])
+    augment = Augmenter(AugmentConfig(**cfg["augment"]), own_sigma, own_fwhm)
+
+    encoder = build_encoder(cfg["encoder"])
+    head = ProjectionHead(encoder.dim, cfg["projection_dim"])
+    model = torch.nn.Sequential(encoder, head).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    if world > 1:
+        if device.type == "cuda":
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    batch = min(cfg["batch_size"], n)
+    if batch < 2 * world:
+        raise ValueError(f"{n} training objects are too few for a contrastive batch")
+    steps_per_epoch = n // batch
+    local = batch // world
+    optimizer = make_optimizer(model.parameters(), cfg["optimizer"], cfg["lr"], cfg["weight_decay"], cfg["momentum"])
+    scheduler = cosine_with_warmup(optimizer, cfg["epochs"] * steps_per_epoch, cfg["warmup_epochs"] * steps_per_epoch)
+
+    start_epoch, start_step, history, aug_state, running = 0, 0, [], None, (0.0, 0, 0.0)
+    if checkpoint_path.exists():
+        ckpt = load_checkpoint(checkpoint_path, map_location="cpu")
+        if ckpt["config_hash"] == chash:
+            (model.module if world > 1 else model).load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            start_epoch, start_step, history = ckpt["epoch"], ckpt["step"], ckpt["history"]
+            aug_state, running = ckpt["aug_state"], tuple(ckpt["running"])
+            log.info("resuming from %s at epoch %d step %d", checkpoint_path, start_epoch, start_step)
+        else:
+            log.warning("ignoring %s: written for another configuration or seed", checkpoint_path)
+
+    def checkpoint(epoch, step, gen, running):
+        if rank == 0:
+            save_atomic({"config_hash": chash, "model": (model.module if world > 1 else model).state_dict(),
+                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                         "epoch": epoch, "step": step, "history": history,
+                         "aug_state": gen.get_state() if gen is not None else None,
+                         "running": list(running)}, checkpoint_path)
+
+    log.info("SimCLR: %d training stamps (source %s), encoder %s (dim %d), batch %d x %d process(es), "
+             "%d steps/epoch, %d epochs, device %s", n, train.source, cfg["encoder"], encoder.dim, local, world,
+             steps_per_epoch, cfg["epochs"], device)
+    with Preemption() as preempt:
+        for epoch in range(start_epoch, cfg["epochs"]):
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+            gen = torch.Generator(device=device).manual_seed(seed * 100_003 + epoch * 1_009 + rank)
+            first = 0
+            if epoch == start_epoch and start_step:
+                first = start_step
+                gen.set_state(aug_state)
+            else:
+                running = (0.0, 0, 0.0)
+            model.train()
+            loss_sum, seen, busy = running
+            bar = tqdm(range(first, steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg['epochs']}", mininterval=10,
+                       disable=rank != 0)
+            for step in bar:
+                t0 = time.perf_counter()
+                idx = order[step * batch + rank * local: step * batch + (rank + 1) * local].to(device)
+                x, sig, fw = stamps[idx], own_sigma[idx], own_fwhm[idx]
+                v = torch.cat([augment(x, sig, fw, gen), augment(x, sig, fw, gen)])
+                v = normalizer(v)
+                if device.type == "cuda":
+                    v = v.contiguous(memory_format=torch.channels_last)
+                with autocast(device):
+                    z = model(v)
+                loss = nt_xent(z[:local], z[local:], cfg["temperature"])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                busy += time.perf_counter() - t0
+                loss_sum += loss.item() * local
+                seen += local
+                if on_step is not None:
+                    on_step(epoch, step)
+                if preempt.requested:
+                    checkpoint(epoch, step + 1, gen, (loss_sum, seen, busy))
+                    log.warning("checkpointed at epoch %d step %d; exiting for preemption", epoch, step + 1)
+                    raise Preempted()
+            row = {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "lr": scheduler.get_last_lr()[0],
+                   "images_per_s": 2 * seen * world / max(busy, 1e-9)}
+            history.append(row)
+            log.info("epoch %d: loss %.4f lr %.4g %.0f images/s", row["epoch"], row["loss"], row["lr"],
+                     row["images_per_s"])
+            if (epoch + 1) % cfg["checkpoint_every"] == 0 and epoch + 1 < cfg["epochs"]:
+                checkpoint(epoch + 1, 0, None, (0.0, 0, 0.0))
+
+    if rank == 0:
+        source = source_of(split_path)
+        save_atomic({"encoder": encoder.state_dict(), "encoder_name": cfg["encoder"], "dim": encoder.dim,
+                     "normalizer": normalizer.to_dict(), "crop": cfg["augment"]["crop"], "seed": seed,
+                     "config": cfg, "source": source}, out_encoder)
+        with atomic_path(out_curve) as tmp:
+            pd.DataFrame(history).to_csv(tmp, sep="\t", index=False)
+        objid, all_stamps = load_all_stamps(index_path)
+        emb = embed(encoder, normalizer, cfg["augment"]["crop"], all_stamps, device, cfg["embed_batch_size"])
+        write_embeddings(objid, emb, out_embeddings, {"source": source, "seed": seed, "encoder": cfg["encoder"]})
+        log.info("wrote %d embeddings of dimension %d", len(objid), emb.shape[1])
+        checkpoint_path.unlink(missing_ok=True)
+    return {"history": history}
+
+
+def main(argv=None):
+    """``python -m sdssclr.pretrain SPEC.json`` (what torchrun runs for multi-GPU jobs)."""
+    import sys
+
+    from .io import log_to
+
+    spec = json.loads(Path((argv or sys.argv[1:])[0]).read_text())
+    log_file = spec.pop("log", None)
+    rank = int(__import__("os").environ.get("RANK", 0))
+    with log_to(log_file if rank == 0 else None):
+        pretrain(**spec)
+
+
+if __name__ == "__main__":
+    main()
+
+
+def run(spec: dict, gpus: int = 1) -> None:
+    """Run :func:`pretrain` here, or under torchrun on ``gpus`` local GPUs when more than one is
+    granted and visible (single-node DDP). ``spec`` holds pretrain's keyword arguments."""
+    import os
+    import subprocess
+    import sys
+
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus > 1 and visible > 1:
+        nproc = min(gpus, visible)
+        spec_path = Path(spec["out_encoder"]).with_name("ddp_spec.json")
+        spec_path.parent.mkdir(parents=True, exist_ok=True)
+        spec_path.write_text(json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in spec.items()}))
+        log.info("launching torchrun with %d processes", nproc)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "sdssclr.pretrain", str(spec_path)]
+        subprocess.run(cmd, check=True, env=dict(os.environ), stdout=sys.stdout, stderr=sys.stderr)
+        return
+    if gpus > 1:
+        log.warning("%d GPUs requested but %d visible: training in one process", gpus, visible)
+    pretrain(**spec)

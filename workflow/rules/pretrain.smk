@@ -1,0 +1,24 @@
+rule pretrain:
+    """SimCLR on one dataset's training stamps for one seed (GPU; resumes from its checkpoint)."""
+    input:
+        split=pretrain_split,
+        index="results/stamps/index.parquet",
+    output:
+        encoder="results/pretrain/{dataset}/seed{seed}/encoder.pt",
+        curve="results/pretrain/{dataset}/seed{seed}/curve.tsv",
+        embeddings="results/pretrain/{dataset}/seed{seed}/embeddings.parquet",
+    log:
+        "results/logs/pretrain_{dataset}_seed{seed}.log",
+    benchmark:
+        "results/benchmarks/pretrain_{dataset}_seed{seed}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 8
+    resources:
+        gpu=config["pretrain"]["gpus"],
+        mem_mb=32000,
+        runtime=1440,
+    params:
+        cfg=config["pretrain"],
+    script:
+        "../scripts/pretrain.py"
