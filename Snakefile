@@ -14,13 +14,10 @@ include: "workflow/rules/survey.smk"
 include: "workflow/rules/samples.smk"
 include: "workflow/rules/stamps.smk"
 include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/tables.smk"
 
 
 rule all:
     input:
-        "results/stamps/index.parquet",
-        expand(
-            "results/pretrain/{dataset}/seed{seed}/embeddings.parquet",
-            dataset=pretrain_datasets(),
-            seed=config["seeds"],
-        ),
+        final_targets(),

@@ -37,3 +37,22 @@ def test_pretraining_on_cuda(tmp_path, repo):
     objid, emb = read_embeddings(tmp_path / "emb.parquet")
     assert emb.shape[1] == 512 and np.isfinite(emb).all() and len(objid) > 50
     print("\n" + curve.to_string(index=False))
+
+
+def test_classifiers_on_cuda(tmp_path, repo):
+    from sdssclr.config import load
+    from sdssclr.supervised import run_training
+
+    split, index = build_tiny_data(tmp_path)
+    full = load(repo / "config.yaml", repo / "workflow" / "schemas" / "config.schema.yaml", [repo / "demo.yaml"])
+    pcfg = dict(full["pretrain"], encoder="resnet18", epochs=1, batch_size=64, device="auto")
+    pretrain(split, index, tmp_path / "enc.pt", tmp_path / "curve.tsv", tmp_path / "emb.parquet", cfg=pcfg, seed=0)
+    cfg = full["classifiers"]
+    cfg["margnet"].update(max_epochs=3)
+    cfg["margnet"]["cnn"].update(width=1.0, dense=1024)  # the paper-size CNN, bf16
+    cfg["finetune"].update(max_epochs=2)
+    for model in ("margnet", "simclr", "simclr-linear"):
+        m = run_training(split, index, model, "SGQ", 0, cfg, tmp_path / model / "model.pt", tmp_path / model / "m.json",
+                         encoder_path=tmp_path / "enc.pt", embeddings_path=tmp_path / "emb.parquet", experiment="exp1")
+        assert 0 <= m["accuracy"] <= 1 and m["n_test"] > 0
+        print(model, m["accuracy"])

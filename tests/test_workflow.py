@@ -82,3 +82,36 @@ def test_pretraining_runs_in_the_dag(tiny_run):
     a = read_embeddings(tiny_run / "pretrain" / "compact" / "seed0" / "embeddings.parquet")[1]
     b = read_embeddings(tiny_run / "pretrain" / "compact" / "seed1" / "embeddings.parquet")[1]
     assert not np.allclose(a, b)  # seeds differ
+
+
+@pytest.mark.slow
+def test_tables_are_complete_and_labelled(tiny_run):
+    text = (tiny_run / "table1.md").read_text()
+    assert "SYNTHETIC SURVEY, NOT SDSS DATA" in text and "Seeds: 2 (0, 1)" in text
+    for exp in ("exp1", "exp2", "exp3"):
+        for task in ("SG", "SGQ"):
+            for label in ("MargNet (ours)", "SimCLR fine-tuned + features", "SimCLR linear probe + features"):
+                assert f"| {exp} | {task} | {label} |" in text
+    assert "nan" not in text.lower()
+    exp3 = (tiny_run / "experiments" / "exp3.md").read_text()
+    assert "| exp3 | SG |" in exp3 and "| exp1 |" not in exp3
+    assert "Label fraction" in (tiny_run / "label_efficiency.md").read_text()
+    for png in ["label_efficiency.png", "figures/confusion_exp1_SGQ.png", "figures/confusion_exp3_SG.png"]:
+        assert (tiny_run / png).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_exp3_evaluates_the_exp1_models(tiny_run, tmp_path):
+    import json
+
+    from sdssclr.supervised import evaluate_run
+
+    assert not list((tiny_run / "runs" / "exp3").rglob("model.pt"))
+    for model in ("margnet", "simclr", "simclr-linear"):
+        m3 = json.loads((tiny_run / "runs" / "exp3" / "SGQ" / model / "seed0" / "metrics.json").read_text())
+        assert m3["trained_in"] == "exp1" and m3["experiment"] == "exp3"
+        again = evaluate_run(tiny_run / "runs" / "exp1" / "SGQ" / model / "seed0" / "model.pt",
+                             tiny_run / "splits" / "exp3.parquet", tiny_run / "stamps" / "index.parquet",
+                             tmp_path / f"{model}.json", model_name=model, experiment="exp3",
+                             embeddings_path=tiny_run / "pretrain" / "compact" / "seed0" / "embeddings.parquet")
+        assert again["confusion_matrix"] == m3["confusion_matrix"]

@@ -103,3 +103,88 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     pos_idx = torch.cat([local + total, local])
     logits[torch.arange(2 * n, device=z1.device), self_idx] = float("-inf")
     return F.cross_entropy(logits, pos_idx)
+
+
+# --------------------------------------------------------------------------------------------
+# MargNet (Chaini et al. 2023), reimplemented in PyTorch.
+
+class PhotometryANN(nn.Module):
+    """Dense network on the 24 photometric features: 1024-256-128-64-32, sigmoid, dropout 0.25."""
+
+    def __init__(self, n_classes: int, n_features: int = 24, hidden=(1024, 256, 128, 64, 32), dropout: float = 0.25):
+        super().__init__()
+        layers, cin = [], n_features
+        for h in hidden:
+            layers += [nn.Linear(cin, h), nn.Sigmoid(), nn.Dropout(dropout)]
+            cin = h
+        layers.append(nn.Linear(cin, n_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class Inception(nn.Module):
+    """Parallel 1x1, 1x1->3x3 and 1x1->5x5 branches of ``f`` filters each, concatenated."""
+
+    def __init__(self, cin: int, f: int):
+        super().__init__()
+        self.b1 = nn.Sequential(nn.Conv2d(cin, f, 1), nn.ReLU(inplace=True))
+        self.b3 = nn.Sequential(nn.Conv2d(cin, f, 1), nn.ReLU(inplace=True), nn.Conv2d(f, f, 3, padding=1),
+                                nn.ReLU(inplace=True))
+        self.b5 = nn.Sequential(nn.Conv2d(cin, f, 1), nn.ReLU(inplace=True), nn.Conv2d(f, f, 5, padding=2),
+                                nn.ReLU(inplace=True))
+        self.out = 3 * f
+
+    def forward(self, x):
+        return torch.cat([self.b1(x), self.b3(x), self.b5(x)], dim=1)
+
+
+class MargNetCNN(nn.Module):
+    """5x5 conv (64) then inception blocks of 48, 64, 92, 128 filters per branch with 2x2 average
+    pools after the first and third, flatten, two dense layers (1024) and the class layer.
+    ``width`` scales every filter count and ``dense`` the dense layers (27.5 M
+    parameters at 1.0 / 1024 on 32x32 stamps; the paper quotes ~25.5 M)."""
+
+    def __init__(self, n_classes: int, size: int = 32, width: float = 1.0, dense: int = 1024, dropout: float = 0.25):
+        super().__init__()
+        c = lambda n: max(4, int(round(n * width)))  # noqa: E731
+        self.stem = nn.Sequential(nn.Conv2d(5, c(64), 5, padding=2), nn.ReLU(inplace=True))
+        i1 = Inception(c(64), c(48))
+        i2 = Inception(i1.out, c(64))
+        i3 = Inception(i2.out, c(92))
+        i4 = Inception(i3.out, c(128))
+        self.blocks = nn.Sequential(i1, nn.AvgPool2d(2), i2, i3, nn.AvgPool2d(2), i4)
+        flat = i4.out * (size // 4) ** 2
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(flat, dense), nn.ReLU(inplace=True), nn.Dropout(dropout),
+                                  nn.Linear(dense, dense), nn.ReLU(inplace=True), nn.Dropout(dropout),
+                                  nn.Linear(dense, n_classes))
+
+    def forward(self, x):
+        return self.head(self.blocks(self.stem(x)))
+
+
+class FusionHead(nn.Module):
+    """MargNet's late fusion: both networks' softmax outputs concatenated -> dense 10 (ReLU) -> classes."""
+
+    def __init__(self, n_classes: int, hidden: int = 10):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2 * n_classes, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, n_classes))
+
+    def forward(self, p_ann, p_cnn):
+        return self.net(torch.cat([p_ann, p_cnn], dim=1))
+
+
+class SimCLRClassifier(nn.Module):
+    """The pretrained encoder fine-tuned together with the photometric features: image embedding
+    and the 24 standardised features concatenated into a small head, so it sees MargNet's inputs."""
+
+    def __init__(self, encoder: ResNetEncoder, n_classes: int, n_features: int = 24, hidden: int = 256,
+                 dropout: float = 0.25):
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Sequential(nn.Linear(encoder.dim + n_features, hidden), nn.ReLU(inplace=True),
+                                  nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+
+    def forward(self, x, feats):
+        return self.head(torch.cat([self.encoder(x), feats], dim=1))

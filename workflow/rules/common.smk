@@ -9,7 +9,7 @@ validate(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schem
 # Workflow scripts import the sdssclr package from this checkout, also inside conda envs.
 export_package_path(str(Path(workflow.basedir) / "src"))
 
-EXPERIMENTS = list(config["experiments"])
+EXPERIMENTS = sorted(config["experiments"])
 DATASETS = list(config["datasets"])
 N_SHARDS = config["stamps"]["n_shards"]
 SOURCE = config["survey"]["source"]
@@ -20,6 +20,9 @@ wildcard_constraints:
     dataset="|".join(DATASETS),
     shard=r"\d{4}",
     seed=r"\d+",
+    task="SG|SGQ",
+    model="margnet|simclr-linear|simclr",
+    frac=r"[0-9.]+",
 
 
 def catalog_path():
@@ -77,6 +80,90 @@ def pretrain_split(wildcards):
         if e.get("dataset") == wildcards.dataset
     ]
     return f"results/splits/{owners[0]}.parquet"
+
+
+OWN_EXPERIMENTS = [n for n, e in config["experiments"].items() if "dataset" in e]
+TRANSFER_EXPERIMENTS = [n for n in EXPERIMENTS if n not in OWN_EXPERIMENTS]
+TASKS = config["tasks"]
+MODELS = config["models"]
+SEEDS = config["seeds"]
+LE = config["label_efficiency"]
+
+
+def dataset_of(experiment):
+    """The dataset an experiment's models are trained (and pretrained) on."""
+    exp = config["experiments"][experiment]
+    return exp["dataset"] if "dataset" in exp else dataset_of(exp["train_from"])
+
+
+def pretrained(experiment, seed):
+    d = f"results/pretrain/{dataset_of(experiment)}/seed{seed}"
+    return {"encoder": f"{d}/encoder.pt", "embeddings": f"{d}/embeddings.parquet"}
+
+
+def train_inputs(wildcards):
+    """A training run reads its split and the stamps, and SimCLR models their pretrained encoder."""
+    experiment = getattr(wildcards, "experiment", "exp1")
+    inputs = {
+        "split": f"results/splits/{experiment}.parquet",
+        "index": "results/stamps/index.parquet",
+    }
+    if wildcards.model != "margnet":
+        inputs.update(pretrained(experiment, wildcards.seed))
+    return inputs
+
+
+def transfer_inputs(wildcards):
+    """Experiment 3 evaluates the parent experiment's trained model on its own test split."""
+    parent = config["experiments"][wildcards.experiment]["train_from"]
+    run = (
+        f"results/runs/{parent}/{wildcards.task}/{wildcards.model}/seed{wildcards.seed}"
+    )
+    return {
+        "model": f"{run}/model.pt",
+        "split": f"results/splits/{wildcards.experiment}.parquet",
+        "index": "results/stamps/index.parquet",
+        "embeddings": pretrained(parent, wildcards.seed)["embeddings"],
+    }
+
+
+def run_metrics(experiments, tasks=None, models=None, seeds=None):
+    return expand(
+        "results/runs/{experiment}/{task}/{model}/seed{seed}/metrics.json",
+        experiment=experiments,
+        task=tasks or TASKS,
+        model=models or MODELS,
+        seed=seeds or SEEDS,
+    )
+
+
+def label_efficiency_metrics():
+    """Fraction 1.0 is the Table 1 run of exp1 itself; smaller fractions are runs of their own."""
+    paths = []
+    for frac in LE["fractions"]:
+        for model in LE["models"]:
+            for seed in SEEDS:
+                if frac >= 1.0:
+                    paths += run_metrics(["exp1"], [LE["task"]], [model], [seed])
+                else:
+                    paths.append(
+                        f"results/label_efficiency/{LE['task']}/{model}/frac{frac:g}/seed{seed}/metrics.json"
+                    )
+    return paths
+
+
+def final_targets():
+    return [
+        "results/table1.md",
+        *expand("results/experiments/{experiment}.md", experiment=EXPERIMENTS),
+        "results/label_efficiency.md",
+        "results/label_efficiency.png",
+        *expand(
+            "results/figures/confusion_{experiment}_{task}.png",
+            experiment=EXPERIMENTS,
+            task=TASKS,
+        ),
+    ]
 
 
 def shard_ids():

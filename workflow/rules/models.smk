@@ -1,0 +1,70 @@
+rule train:
+    """Train one model for one experiment, task and seed; evaluate it on the experiment's test split."""
+    input:
+        unpack(train_inputs),
+    output:
+        model="results/runs/{experiment}/{task}/{model}/seed{seed}/model.pt",
+        metrics="results/runs/{experiment}/{task}/{model}/seed{seed}/metrics.json",
+    log:
+        "results/logs/train_{experiment}_{task}_{model}_seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train_{experiment}_{task}_{model}_seed{seed}.tsv"
+    wildcard_constraints:
+        experiment="|".join(OWN_EXPERIMENTS),
+    conda:
+        "../../envs/torch.yaml"
+    threads: 4
+    resources:
+        gpu=lambda wc: 0 if wc.model == "simclr-linear" else 1,
+        mem_mb=32000,
+        runtime=720,
+    params:
+        cfg=config["classifiers"],
+        fraction=1.0,
+    script:
+        "../scripts/train.py"
+
+
+rule transfer:
+    """Experiment 3: the parent experiment's trained model on faint+compact test objects."""
+    input:
+        unpack(transfer_inputs),
+    output:
+        metrics="results/runs/{experiment}/{task}/{model}/seed{seed}/metrics.json",
+    log:
+        "results/logs/transfer_{experiment}_{task}_{model}_seed{seed}.log",
+    wildcard_constraints:
+        experiment="|".join(TRANSFER_EXPERIMENTS) or "^$",
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=60,
+    script:
+        "../scripts/transfer.py"
+
+
+rule label_efficiency_run:
+    """Experiment 1 trained on a stratified fraction of its training labels."""
+    input:
+        unpack(train_inputs),
+    output:
+        model="results/label_efficiency/{task}/{model}/frac{frac}/seed{seed}/model.pt",
+        metrics="results/label_efficiency/{task}/{model}/frac{frac}/seed{seed}/metrics.json",
+    log:
+        "results/logs/label_efficiency_{task}_{model}_frac{frac}_seed{seed}.log",
+    benchmark:
+        "results/benchmarks/label_efficiency_{task}_{model}_frac{frac}_seed{seed}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 4
+    resources:
+        gpu=lambda wc: 0 if wc.model == "simclr-linear" else 1,
+        mem_mb=32000,
+        runtime=720,
+    params:
+        cfg=config["classifiers"],
+        fraction=lambda wc: float(wc.frac),
+    script:
+        "../scripts/train.py"

@@ -1,0 +1,72 @@
+rule table1:
+    """Table 1: every experiment x task x model, mean +- std over seeds, with published reference rows."""
+    input:
+        run_metrics(EXPERIMENTS),
+    output:
+        "results/table1.md",
+    log:
+        "results/logs/table1.log",
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        experiments=EXPERIMENTS,
+        tasks=TASKS,
+        models=MODELS,
+        seeds=SEEDS,
+        title="Table 1: MargNet vs SimCLR on compact and faint SDSS sources",
+    script:
+        "../scripts/table.py"
+
+
+rule experiment_table:
+    """One experiment's rows alone (rerun one experiment with this target)."""
+    input:
+        lambda wc: run_metrics([wc.experiment]),
+    output:
+        "results/experiments/{experiment}.md",
+    log:
+        "results/logs/experiment_table_{experiment}.log",
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        experiments=lambda wc: [wc.experiment],
+        tasks=TASKS,
+        models=MODELS,
+        seeds=SEEDS,
+        title=lambda wc: f"Experiment {wc.experiment}: MargNet vs SimCLR",
+    script:
+        "../scripts/table.py"
+
+
+rule label_efficiency:
+    """Accuracy against the number of labelled training objects (exp1)."""
+    input:
+        label_efficiency_metrics(),
+    output:
+        table="results/label_efficiency.md",
+        plot="results/label_efficiency.png",
+    log:
+        "results/logs/label_efficiency.log",
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        le=LE,
+        seeds=SEEDS,
+    script:
+        "../scripts/label_efficiency.py"
+
+
+rule confusion_plot:
+    """Confusion matrices of every model for one experiment and task, summed over seeds."""
+    input:
+        lambda wc: run_metrics([wc.experiment], [wc.task]),
+    output:
+        "results/figures/confusion_{experiment}_{task}.png",
+    log:
+        "results/logs/confusion_{experiment}_{task}.log",
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        models=MODELS,
+    script:
+        "../scripts/confusion_plot.py"

@@ -1,0 +1,15 @@
+"""Adapter: rules table1 and experiment_table -> sdssclr.tables.write_results_table."""
+
+from sdssclr.io import log_to
+from sdssclr.tables import write_results_table
+
+with log_to(snakemake.log[0]):
+    write_results_table(
+        snakemake.input,
+        snakemake.output[0],
+        experiments=snakemake.params.experiments,
+        tasks=snakemake.params.tasks,
+        models=snakemake.params.models,
+        seeds=snakemake.params.seeds,
+        title=snakemake.params.title,
+    )
