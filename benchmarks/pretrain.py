@@ -144,7 +144,11 @@ def main(argv=None):
     for step in range(args.steps + 2):
         sync()
         t0 = time.perf_counter()
-        v1, v2 = next(it)
+        try:
+            v1, v2 = next(it)
+        except StopIteration:  # next epoch of the loader
+            it = iter(loader)
+            v1, v2 = next(it)
         v1, v2 = v1.to(device, non_blocking=True), v2.to(device, non_blocking=True)
         t1 = time.perf_counter()
         train_step(v1, v2)
