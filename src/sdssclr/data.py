@@ -70,7 +70,9 @@ def load_objects(split_path, index_path, task: str | None = None, splits=None) -
                    source=source_of(split_path))
 
 
-def load_all_stamps(index_path) -> tuple[np.ndarray, np.ndarray]:
-    """objIDs and stamps of every usable object of the index."""
+def iter_usable_shards(index_path):
+    """(objIDs, stamps) of the usable objects of one shard at a time, so that embedding every
+    object never holds more than one shard in memory."""
     index = usable_index(index_path)
-    return index["objID"].to_numpy(np.int64), load_stamps(index, lambda s: shard_path(index_path, s))
+    for _, rows in index.groupby("shard", sort=True):
+        yield rows["objID"].to_numpy(np.int64), load_stamps(rows, lambda s: shard_path(index_path, s))

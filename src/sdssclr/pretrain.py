@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 
 from .augment import AugmentConfig, Augmenter, Normalizer, border_noise, center_crop
-from .data import load_all_stamps, load_objects
+from .data import iter_usable_shards, load_objects
 from .io import atomic_path, source_of, write_parquet_atomic
 from .models import ProjectionHead, ResNetEncoder, nt_xent
 from .training import (Preempted, Preemption, autocast, cosine_with_warmup, distributed, load_checkpoint,
@@ -211,8 +211,11 @@ def pretrain(split_path, index_path, out_encoder, out_curve, out_embeddings, *, 
                      "config": cfg, "source": source}, out_encoder)
         with atomic_path(out_curve) as tmp:
             pd.DataFrame(history).to_csv(tmp, sep="\t", index=False)
-        objid, all_stamps = load_all_stamps(index_path)
-        emb = embed(encoder, normalizer, cfg["augment"]["crop"], all_stamps, device, cfg["embed_batch_size"])
+        ids, embs = [], []
+        for shard_ids, shard_stamps in iter_usable_shards(index_path):
+            ids.append(shard_ids)
+            embs.append(embed(encoder, normalizer, cfg["augment"]["crop"], shard_stamps, device, cfg["embed_batch_size"]))
+        objid, emb = np.concatenate(ids), np.concatenate(embs)
         write_embeddings(objid, emb, out_embeddings, {"source": source, "seed": seed, "encoder": cfg["encoder"]})
         log.info("wrote %d embeddings of dimension %d", len(objid), emb.shape[1])
         checkpoint_path.unlink(missing_ok=True)

@@ -191,11 +191,10 @@ def load_stamps(index: pd.DataFrame, shard_paths: dict[int, Path] | Callable[[in
     if objids is not None:
         index = index.set_index("objID").loc[np.asarray(objids)].reset_index()
     path_of = shard_paths if callable(shard_paths) else shard_paths.__getitem__
-    first = index.iloc[0] if len(index) else None
-    if first is None:
-        return np.zeros((0, len(BANDS), 0, 0), np.float32)
     maps = {s: np.load(path_of(s), mmap_mode="r") for s in index["shard"].unique()}
-    size = maps[first["shard"]].shape[-1]
+    if not maps:
+        raise ValueError("no stamps to load: the selection is empty")
+    size = next(iter(maps.values())).shape[-1]
     out = np.empty((len(index), len(BANDS), size, size), dtype=np.float32)
     for s, rows in index.groupby("shard").indices.items():
         offsets = index["offset"].to_numpy()[rows]
