@@ -125,6 +125,7 @@ def write_results_table(metric_paths, out, *, experiments, tasks, models, seeds,
 
 def write_label_efficiency(metric_paths, out_md, out_png, *, models, fractions, seeds, task) -> pd.DataFrame:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -151,6 +152,9 @@ def write_label_efficiency(metric_paths, out_md, out_png, *, models, fractions, 
         ax.errorbar(s["n_train"], 100 * s["acc"], yerr=100 * s["acc_std"].fillna(0), marker="o", capsize=3,
                     label=MODEL_LABELS.get(m, m))
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xticks(sorted(set(summ["n_train"].round().astype(int))))
     ax.set_xlabel("labelled training objects")
     ax.set_ylabel(f"{task} test accuracy (%)")
     ax.set_title(f"exp1 {task}, {'SYNTHETIC survey' if source == 'synthetic' else source}")
