@@ -54,13 +54,18 @@ class Frame:
         return np.asarray(x), np.asarray(y)
 
 
-def decompress(path: Path) -> bytes:
-    """The raw FITS bytes of a ``.fits.bz2`` (or plain ``.fits``) file, decompressed once."""
+def decompress(path: Path, data: bytes | None = None) -> bytes:
+    """The raw FITS bytes of a ``.fits.bz2`` (or plain ``.fits``) file, decompressed once.
+
+    ``data`` is the file's content when it is already in memory (a download being verified);
+    otherwise the file is read from ``path``.
+    """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise FrameError(f"{path}: cannot read frame ({exc})") from exc
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise FrameError(f"{path}: cannot read frame ({exc})") from exc
     if path.suffix == ".bz2":
         try:
             data = bz2.decompress(data)

@@ -37,7 +37,7 @@ import pandas as pd
 
 from .catalog import CLASSES, COLUMNS, COLUMN_NAMES, CatalogError, check_columns, coerce
 from .cuts import Cut, where_clause
-from .frames import Frame, FrameError, field_paths, frame_relpath, frame_url, parse_frame
+from .frames import Frame, FrameError, decompress, field_paths, frame_relpath, frame_url, parse_frame
 from .io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -265,7 +265,7 @@ class FrameFetcher:
                     problem = str(exc)
                     continue
             try:
-                frame = parse_frame(path, _bz2_complete(path, data), band)
+                frame = parse_frame(path, decompress(path, data), band)
             except FrameError as exc:
                 problem = f"failed verification ({exc})"
                 continue
@@ -325,15 +325,6 @@ class FrameFetcher:
 
 class _Retry(Exception):
     pass
-
-
-def _bz2_complete(path: Path, data: bytes) -> bytes:
-    import bz2
-
-    try:
-        return bz2.decompress(data) if str(path).endswith(".bz2") else data
-    except (OSError, EOFError, ValueError) as exc:
-        raise FrameError(f"{path}: corrupt or truncated bz2 stream ({exc})") from exc
 
 
 def frame_source(survey: dict, synthetic_root=None):
