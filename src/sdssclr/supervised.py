@@ -217,16 +217,11 @@ def predict_margnet(model: dict, objs: Objects, device) -> np.ndarray:
 
 # ------------------------------------------------------------------------------- SimCLR fine-tune
 
-def _encoder_from(path, device):
-    ckpt = load_checkpoint(path, map_location="cpu")
-    enc = ResNetEncoder(ckpt["encoder_name"])
-    enc.load_state_dict(ckpt["encoder"])
-    return enc.to(device), Normalizer(**ckpt["normalizer"]), int(ckpt["crop"]), ckpt["encoder_name"]
-
-
 def train_simclr(objs: Objects, n_classes: int, cfg: dict, seed: int, device, encoder_path) -> dict:
     tr, va = objs.split == "train", objs.split == "val"
-    enc, norm, crop, enc_name = _encoder_from(encoder_path, device)
+    from .pretrain import load_encoder
+
+    enc, norm, crop = load_encoder(encoder_path, device)  # fit() switches it to training mode
     scaler = Scaler.fit(objs.features[tr])
     feats = _t(scaler(objs.features), device)
     images = norm(_t(objs.stamps, device))
@@ -241,7 +236,7 @@ def train_simclr(objs: Objects, n_classes: int, cfg: dict, seed: int, device, en
         batch_size=cfg["batch_size"], max_epochs=cfg["max_epochs"], patience=cfg["patience"], device=device, seed=seed,
         augment=aug, name="simclr fine-tune")
     return {"kind": "simclr", "n_classes": n_classes, "scaler": scaler.state(), "normalizer": norm.to_dict(),
-            "crop": crop, "encoder_name": enc_name, "model": model.state_dict(), "head_hidden": cfg["head_hidden"]}
+            "crop": crop, "encoder_name": enc.name, "model": model.state_dict(), "head_hidden": cfg["head_hidden"]}
 
 
 def predict_simclr(model: dict, objs: Objects, device) -> np.ndarray:
@@ -331,19 +326,23 @@ def run_training(split_path, index_path, model_name: str, task: str, seed: int, 
     save_atomic(model, out_model)
     counts = {s: int((objs.split == s).sum()) for s in ("train", "val")}
     return evaluate_run(model, split_path, index_path, out_metrics, device=device, embeddings_path=embeddings_path,
-                        model_name=model_name, experiment=experiment, extra={"n_train": counts["train"],
-                                                                            "n_val": counts["val"],
-                                                                            "label_fraction": fraction})
+                        model_name=model_name, experiment=experiment, test=objs.subset(objs.split == "test"),
+                        extra={"n_train": counts["train"], "n_val": counts["val"], "label_fraction": fraction})
 
 
 def evaluate_run(model, split_path, index_path, out_metrics, *, device=None, embeddings_path=None, model_name=None,
-                 experiment="", trained_in=None, extra=None) -> dict:
-    """Evaluate a trained model (a dict or a saved ``model.pt``) on a split's test objects."""
+                 experiment="", trained_in=None, extra=None, test: Objects | None = None) -> dict:
+    """Evaluate a trained model (a dict or a saved ``model.pt``) on a split's test objects.
+
+    ``test`` passes those objects when the caller already holds them (training loads every split),
+    so the stamps are not read twice.
+    """
     if not isinstance(model, dict):
         model = load_checkpoint(model)
     device = device or resolve_device("auto")
     task = model["task"]
-    test = load_objects(split_path, index_path, task=task, splits=["test"])
+    if test is None:
+        test = load_objects(split_path, index_path, task=task, splits=["test"])
     pred = predict(model, test, device, embeddings_path)
     metrics = classification_metrics(test.labels, pred, TASK_CLASSES[task])
     metrics.update(model=model_name or model["kind"], experiment=experiment, task=task, seed=int(model["seed"]),
