@@ -146,9 +146,9 @@ def write_split(experiment: str, exp_config: dict, datasets_config: dict, seed: 
         split = make_split(pd.read_parquet(pool_path), per_class, exp_config["ratios"], seed, experiment)
     else:
         source = source_of(parent_path)
-        split = make_transfer_split(pd.read_parquet(parent_path), pd.read_parquet(pool_path),
-                                    exp_config["test_per_class"], seed, experiment)
         parent = pd.read_parquet(parent_path)
+        split = make_transfer_split(parent, pd.read_parquet(pool_path), exp_config["test_per_class"], seed,
+                                    experiment)
         fit_ids = set(parent.loc[parent["split"].isin(["train", "val"]), "objID"])
         overlap = fit_ids & set(split.loc[split["split"] == "test", "objID"])
         if overlap:  # the leakage of the original experiment 3; never allowed here
