@@ -131,8 +131,7 @@ class LocalFrames:
 
 def cut_shard(objects: pd.DataFrame, frames, out_npy, out_index, *, size: int = 32,
               policy: str = "drop", threads: int = 1, shard: int = 0,
-              metadata: dict | None = None,
-              on_field: Callable[[tuple], None] | None = None) -> pd.DataFrame:
+              metadata: dict | None = None) -> pd.DataFrame:
     """Cut every object of ``objects`` (one shard of the plan) into ``out_npy``; index to Parquet.
 
     ``frames`` provides ``acquire(key) -> {band: path or decoded Frame}`` and ``release(key)``
