@@ -123,13 +123,27 @@ def write_results_table(metric_paths, out, *, experiments, tasks, models, seeds,
     return summary
 
 
-def write_label_efficiency(metric_paths, out_md, out_png, *, models, fractions, seeds, task) -> pd.DataFrame:
+def _pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend (jobs run without a display)."""
     import matplotlib
-    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save_png(fig, path, dpi: int) -> None:
+    """Write a figure atomically and free it."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    _pyplot().close(fig)
+
+
+def write_label_efficiency(metric_paths, out_md, out_png, *, models, fractions, seeds, task) -> pd.DataFrame:
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    plt = _pyplot()
     df = collect(metric_paths)
     source = single_source(df)
     have = set(zip(df["model"], df["label_fraction"].round(6), df["seed"]))
@@ -152,26 +166,20 @@ def write_label_efficiency(metric_paths, out_md, out_png, *, models, fractions, 
         ax.errorbar(s["n_train"], 100 * s["acc"], yerr=100 * s["acc_std"].fillna(0), marker="o", capsize=3,
                     label=MODEL_LABELS.get(m, m))
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(sorted(set(summ["n_train"].round().astype(int))))
     ax.set_xlabel("labelled training objects")
     ax.set_ylabel(f"{task} test accuracy (%)")
     ax.set_title(f"exp1 {task}, {'SYNTHETIC survey' if source == 'synthetic' else source}")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    _save_png(fig, out_png, dpi=120)
     return summ
 
 
 def write_confusion_plot(metric_paths, out_png, *, experiment, task, models) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     df = collect(metric_paths)
     source = single_source(df)
     fig, axes = plt.subplots(1, len(models), figsize=(3.6 * len(models), 3.4), squeeze=False)
@@ -194,6 +202,4 @@ def write_confusion_plot(metric_paths, out_png, *, experiment, task, models) -> 
         ax.set_title(f"{MODEL_LABELS.get(m, m)}\n({len(sub)} seeds summed)", fontsize=8)
     fig.suptitle(f"{experiment} {task}: {'SYNTHETIC survey' if source == 'synthetic' else source}", fontsize=9)
     fig.tight_layout()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    _save_png(fig, out_png, dpi=110)
