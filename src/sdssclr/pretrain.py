@@ -224,13 +224,14 @@ def pretrain(split_path, index_path, out_encoder, out_curve, out_embeddings, *, 
 
 def main(argv=None):
     """``python -m sdssclr.pretrain SPEC.json`` (what torchrun runs for multi-GPU jobs)."""
+    import os
     import sys
 
     from .io import log_to
 
     spec = json.loads(Path((argv or sys.argv[1:])[0]).read_text())
     log_file = spec.pop("log", None)
-    rank = int(__import__("os").environ.get("RANK", 0))
+    rank = int(os.environ.get("RANK", 0))
     with log_to(log_file if rank == 0 else None):
         pretrain(**spec)
 
