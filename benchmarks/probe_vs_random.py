@@ -19,7 +19,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from sdssclr.pretrain import build_encoder, embed, load_encoder  # noqa: E402
+from sdssclr.models import build_encoder  # noqa: E402
+from sdssclr.pretrain import embed, load_encoder  # noqa: E402
 
 
 def probe(x, y):
@@ -56,7 +57,7 @@ def main(argv=None):
     for seed in args.seeds:
         enc, norm, crop = load_encoder(res / "pretrain" / args.dataset / f"seed{seed}" / "encoder.pt")
         torch.manual_seed(seed)
-        rand = build_encoder(enc.name).eval()
+        rand = build_encoder(enc.name, crop).eval()
         e_pre, e_rnd = embed(enc, norm, crop, stamps, device), embed(rand, norm, crop, stamps, device)
         for task, classes in TASK_CLASSES.items():
             keep = index["class"].isin(classes).to_numpy()

@@ -63,7 +63,7 @@ def build_tiny_data(root, n_objects=900, per_class=40):
     generate_survey(root / "catalog.parquet", root / "frames", n_objects=n_objects, objects_per_field=30,
                     frame_shape=(192, 192), seed=1)
     write_pool(root / "catalog.parquet", "compact", cfg["cuts"], root / "pool.parquet")
-    write_split("exp1", cfg["experiments"]["exp1"], {"compact": {"per_class": per_class}}, 0,
+    write_split("exp1", cfg["experiments"]["exp1"], per_class, 0,
                 root / "exp1.parquet", pool_path=root / "pool.parquet")
     write_plan([root / "exp1.parquet"], 1, root / "stamps" / "plan.parquet")
     run_shard(root / "stamps" / "plan.parquet", 0, frame_source({"source": "synthetic"}, root / "frames"),

@@ -13,12 +13,15 @@ class SAS:
     """Serves ``root`` under ``/dr{release}/eboss/photoObj/frames/``. ``faults[name]`` is a list of
     faults served (one per request) before the file is served normally: 'truncate' (Content-Length
     of the whole file, half the bytes), 'corrupt' (right length, garbage bytes), '503', '404',
-    ('stall', seconds) (sleeps before answering)."""
+    ('stall', seconds) (sleeps before answering), 'redirect' (302 to an ftp:// URL), 'encoded'
+    (the file with a 'Content-Encoding: x-bzip2' header). ``delay`` seconds pass before every
+    answer (a slow archive)."""
 
     def __init__(self, root, release=16):
         self.root, self.prefix = Path(root), f"/dr{release}/eboss/photoObj/frames/"
         self.faults = defaultdict(list)
         self.requests = Counter()
+        self.delay = 0.0
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -31,6 +34,14 @@ class SAS:
                 name = Path(self.path).name
                 server.requests[name] += 1
                 fault = server.faults[name].pop(0) if server.faults[name] else None
+                if server.delay:
+                    time.sleep(server.delay)
+                if fault == "redirect":
+                    self.send_response(302)
+                    self.send_header("Location", "ftp://127.0.0.1/" + name)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if isinstance(fault, tuple) and fault[0] == "stall":
                     time.sleep(fault[1])
                     fault = None
@@ -46,6 +57,8 @@ class SAS:
                     body = bytes(len(data))
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))
+                if fault == "encoded":
+                    self.send_header("Content-Encoding", "x-bzip2")
                 self.end_headers()
                 try:
                     self.wfile.write(body)

@@ -7,8 +7,9 @@ import pytest
 from conftest import cuts_config
 from sdssclr.bands import BANDS
 from sdssclr.catalog import COLUMNS
-from sdssclr.cuts import (FLAGS_MUST_BE_CLEAR, apply_cuts, compact_cut, dataset_cuts, faint_cut,
-                          quality_cuts, where_clause)
+from sdssclr.catalog import BY_ALIAS
+from sdssclr.cuts import (FLAGS_CLEAR_MASK, FLAGS_COMBINED_MASK, FLAGS_MUST_BE_CLEAR, Bits, apply_cuts, col,
+                          compact_cut, cut_report, dataset_cuts, faint_cut, quality_cuts, where_clause)
 from sdssclr.synthetic import generate_catalog
 
 BINNED1 = 0x10000000
@@ -97,13 +98,50 @@ def test_faint_rules():
 
 def test_sql_names_every_cut():
     sql = where_clause(dataset_cuts("faint_compact", cuts_config()))
-    for fragment in ["s.z > 0", "s.zErr < 0.1", "s.zWarning = 0", "s.sciencePrimary = 1",
-                     "s.targetType = 'SCIENCE'", "s.bestObjID = s.fluxObjID", "p.clean = 1",
-                     "p.mode = 1", "p.insideMask = 0", "p.psfMagErr_r <= 0.2",
-                     "CAST(268435456 AS BIGINT)) != 0", "CAST(141837000769696 AS BIGINT)) = 0",
-                     "p.deVRad_u / NULLIF(p.psffwhm_u, 0)", "< 0.5", "> 20.0"]:
+    for fragment in ["s.z>0", "s.zErr<0.1", "s.zWarning=0", "s.sciencePrimary=1",
+                     "s.targetType='SCIENCE'", "s.bestObjID=s.fluxObjID", "p.clean=1",
+                     "p.mode=1", "p.insideMask=0", "p.psfMagErr_r<=0.2",
+                     "(p.flags_r&CAST(268435456 AS BIGINT))!=0", f"(p.flags_r&CAST({FLAGS_CLEAR_MASK} AS BIGINT))=0",
+                     "p.deVRad_u/NULLIF(p.psffwhm_u,0)", "<0.5", ">20", "p.dered_g BETWEEN 1 AND 40",
+                     "p.extinction_z BETWEEN 0 AND 20", "p.psffwhm_i BETWEEN 0.01 AND 20", "p.deVRad_r>0",
+                     "p.camcol BETWEEN 1 AND 6"]:
         assert fragment in sql
     assert "--" not in sql
+    # one combined mask holds every bit that must be clear: the ten named flags and the paper's mask
+    assert FLAGS_CLEAR_MASK & FLAGS_COMBINED_MASK == FLAGS_COMBINED_MASK
+    assert all(FLAGS_CLEAR_MASK & bit for bit in FLAGS_MUST_BE_CLEAR.values())
+
+
+@pytest.mark.parametrize(
+    "over, guard",
+    [
+        ({"dered_u": np.nan}, "range_dered_u"),  # a blank cell of a CasJobs export
+        ({"extinction_g": np.nan}, "range_extinction_g"),
+        ({"r": 1e308}, "range_r"),  # an overflow passes every cut of the paper
+        ({"deVRad_u": -9999.0}, "deVRad_u_positive"),  # a sentinel: != 0, and the compact mean drops
+        ({"psffwhm_z": -9999.0}, "psffwhm_z_positive"),
+        ({"psffwhm_g": 1e308}, "psffwhm_g_positive"),  # would make deVRad/psffwhm tiny: compact
+        ({"camcol": 7}, "range_camcol"),
+        ({"run": -3}, "range_run"),
+        ({"dec": 95.0}, "range_dec"),
+    ],
+)
+def test_guards_remove_unphysical_values_and_count_them(over, guard):
+    bad = good_row(**over)
+    df = frame(good_row(), bad, good_row())
+    cuts = dataset_cuts("compact", cuts_config())
+    assert apply_cuts(df, cuts).tolist() == [True, False, True]
+    report = cut_report(df, cuts).set_index("cut")
+    assert report.loc[guard, "removed"] == 1  # the guard removes it first and says so
+    assert report["removed"].sum() == 1 and report["remaining"].iloc[-1] == 2
+
+
+def test_local_filter_treats_nan_as_sql_null():
+    # '!=' on NaN is True in numpy, but NULL != 0 is not true in SQL: the local filter follows SQL
+    df = frame(good_row(), good_row(deVRad_g=np.nan), good_row(flags_r=np.nan), good_row(targetType=None))
+    assert col("deVRad_g").ne(0).evaluate(df).tolist() == [True, False, True, True]
+    assert Bits(BY_ALIAS["flags_r"], 0x4, clear=True).evaluate(df).tolist() == [True, True, False, True]
+    assert col("targetType").ne("SKY").evaluate(df).tolist() == [True, True, True, False]
 
 
 def test_sql_and_local_filter_select_the_same_rows():
@@ -112,7 +150,9 @@ def test_sql_and_local_filter_select_the_same_rows():
     # objIDs beyond 2**53 differing by one: a float64 comparison would call them equal.
     big = 1_237_000_000_000_000_001
     extra = frame(good_row(objID=7, bestObjID=7, fluxObjID=7, psffwhm_r=0.0),
-                  good_row(objID=big, bestObjID=big, fluxObjID=big + 1))
+                  good_row(objID=big, bestObjID=big, fluxObjID=big + 1),
+                  good_row(objID=8, bestObjID=8, fluxObjID=8, dered_i=np.nan),  # NULL in SQLite
+                  good_row(objID=9, bestObjID=9, fluxObjID=9, deVRad_z=-9999.0))
     cat = pd.concat([cat, extra], ignore_index=True)
     con = sqlite3.connect(":memory:")
     for table, alias in [("PhotoObj", "p"), ("SpecObj", "s")]:
@@ -128,4 +168,4 @@ def test_sql_and_local_filter_select_the_same_rows():
         local = set(cat.loc[apply_cuts(cat, cuts), "objID"])
         assert remote == local
         assert 0 < len(local) < len(cat)
-    assert 7 not in local and big not in local
+    assert 7 not in local and big not in local and 8 not in local and 9 not in local

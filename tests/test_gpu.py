@@ -22,7 +22,7 @@ def test_loss_and_augmentations_agree_with_cpu():
     g = torch.Generator(device="cuda").manual_seed(1)
     y = rot90_flip(x, g)
     assert y.is_cuda and torch.allclose(y.sum((2, 3)), x.sum((2, 3)), rtol=1e-5)
-    b = add_blur(x, torch.full((32, 5), 3.0, device="cuda"), torch.full((4, 5), 5.0, device="cuda"), g)
+    b = add_blur(x, torch.full((32, 5), 3.0, device="cuda"), torch.full((32, 5), 5.0, device="cuda"))
     assert b.shape == x.shape and torch.isfinite(b).all()
     assert border_noise(x).is_cuda
 
@@ -41,18 +41,23 @@ def test_pretraining_on_cuda(tmp_path, repo):
 
 def test_classifiers_on_cuda(tmp_path, repo):
     from sdssclr.config import deep_merge
+    from sdssclr.registry import MODELS, model_config
     from sdssclr.supervised import run_training
 
     split, index = build_tiny_data(tmp_path)
     full = deep_merge(yaml.safe_load((repo / "config.yaml").read_text()), yaml.safe_load((repo / "demo.yaml").read_text()))
-    pcfg = dict(full["pretrain"], encoder="resnet18", epochs=1, batch_size=64, device="auto")
-    pretrain(split, index, tmp_path / "enc.pt", tmp_path / "curve.tsv", tmp_path / "emb.parquet", cfg=pcfg, seed=0)
-    cfg = full["classifiers"]
-    cfg["margnet"].update(max_epochs=3)
-    cfg["margnet"]["cnn"].update(width=1.0, dense=1024)  # the paper-size CNN, bf16
-    cfg["finetune"].update(max_epochs=2)
-    for model in ("margnet", "simclr", "simclr-linear"):
-        m = run_training(split, index, model, "SGQ", 0, cfg, tmp_path / model / "model.pt", tmp_path / model / "m.json",
-                         encoder_path=tmp_path / "enc.pt", embeddings_path=tmp_path / "emb.parquet", experiment="exp1")
+    full["pretrain"].update(encoder="resnet18", epochs=1, batch_size=64, device="auto")
+    pretrain(split, index, tmp_path / "enc.pt", tmp_path / "curve.tsv", tmp_path / "emb.parquet", cfg=full["pretrain"],
+             seed=0)
+    cls = full["classifiers"]
+    for net in ("ann", "cnn", "fusion"):
+        cls["margnet"][net].update(max_epochs=3)
+    cls["margnet"]["cnn"].update(width=1.0, dense=1024)  # the paper-size CNN, bf16
+    cls["finetune"].update(max_epochs=2)
+    cls["margformer"].update(max_epochs=2)
+    for model in MODELS:
+        d = tmp_path / model
+        m = run_training(split, index, model, "SGQ", 0, model_config(full, model), d / "model.pt", d / "m.json",
+                         d / "p.parquet", encoder_path=tmp_path / "enc.pt", experiment="exp1")
         assert 0 <= m["accuracy"] <= 1 and m["n_test"] > 0
         print(model, m["accuracy"])

@@ -37,7 +37,7 @@ def field_dir(tmp_path_factory):
         image = np.zeros(SHAPE)
         wts, covs = _source_components(1.6, 0.0, 1.0, 0.0)
         for x, y in zip(xs, ys):
-            _render_gaussians(image, x, y, 100.0, covs, wts)
+            _render_gaussians(image, x, y, 100.0, wts, covs)
         write_frame(paths[b], image, field_header(field, b, SHAPE), np.ones(SHAPE[1]), np.zeros((4, 4)))
     objects = pd.DataFrame({"objID": np.arange(6, dtype=np.int64), "ra": ra, "dec": dec,
                             **{k: int(field[k]) for k in FIELD_KEYS}})
@@ -102,11 +102,32 @@ def test_corrupt_frame_names_the_file_and_leaves_no_output(field_dir, tmp_path):
     g.write_bytes(g.read_bytes()[: len(g.read_bytes()) // 2])  # truncated download
     with pytest.raises(FrameError, match=g.name):
         cut_shard(objects, LocalFrames(bad_root), tmp_path / "s.npy", tmp_path / "s.parquet")
-    assert not list(tmp_path.glob("s.*")) and not list(tmp_path.glob(".s.*"))
+    assert not (tmp_path / "s.npy").exists() and not (tmp_path / "s.parquet").exists()
+    assert not list(tmp_path.glob(".s.*")) and not list((tmp_path / "s.parts").iterdir())
 
     g.write_bytes(bz2.compress(b"this is not a FITS file" * 100))
     with pytest.raises(FrameError, match="not a readable FITS"):
         read_frame(g)
+
+
+def test_a_frame_of_another_band_or_field_is_refused(field_dir, tmp_path):
+    import shutil
+
+    root, _, objects = field_dir
+    key = tuple(objects.iloc[0][list(FIELD_KEYS)])
+    paths = field_paths(root, *key)
+    with pytest.raises(FrameError, match=r"FILTER='r' \(expected 'u'\)"):
+        read_frame(paths["r"], "u", key)  # the r frame in the u slot
+    other = (key[0], key[1], key[2], key[3] + 1)
+    with pytest.raises(FrameError, match=r"FRAME='\d+' \(expected \d+\)"):
+        read_frame(paths["g"], "g", other)  # the right band of another field
+    read_frame(paths["g"], "g", key)  # the right one passes
+    mirror = tmp_path / "mirror"
+    shutil.copytree(root, mirror)
+    wrong = field_paths(mirror, *key)
+    shutil.copy(wrong["r"], wrong["u"])
+    with pytest.raises(FrameError, match="FILTER"):
+        cut_shard(objects, LocalFrames(mirror), tmp_path / "s.npy", tmp_path / "s.parquet")
 
 
 def test_plan_keeps_fields_whole_and_balances():

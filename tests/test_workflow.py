@@ -77,7 +77,8 @@ def test_pretraining_runs_in_the_dag(tiny_run):
             assert set(objid) == set(index.loc[index["usable"], "objID"])
             assert emb.shape == (len(objid), 128) and np.isfinite(emb).all()
             curve = pd.read_csv(out / "curve.tsv", sep="\t")
-            assert list(curve.columns) == ["epoch", "loss", "lr", "images_per_s"] and len(curve) == 2
+            assert list(curve.columns) == ["epoch", "loss", "lr", "images_per_s", "knn_val_acc"] and len(curve) == 2
+            assert curve["knn_val_acc"].between(0, 1).all()
             assert not (out / "checkpoint.pt").exists()
             assert read_parquet_metadata(out / "embeddings.parquet")["source"] == "synthetic"
     a = read_embeddings(tiny_run / "pretrain" / "compact" / "seed0" / "embeddings.parquet")[1]
@@ -89,10 +90,12 @@ def test_pretraining_runs_in_the_dag(tiny_run):
 def test_tables_are_complete_and_labelled(tiny_run):
     text = (tiny_run / "table1.md").read_text()
     assert "SYNTHETIC SURVEY, NOT SDSS DATA" in text and "Seeds: 2 (0, 1)" in text
+    from sdssclr.registry import LABELS
+
     for exp in ("exp1", "exp2", "exp3"):
         for task in ("SG", "SGQ"):
-            for label in ("MargNet (ours)", "SimCLR fine-tuned + features", "SimCLR linear probe + features"):
-                assert f"| {exp} | {task} | {label} |" in text
+            for row in ("gbdt", "margnet", "margnet-ann", "margnet-cnn", "simclr", "simclr-linear"):
+                assert f"| {exp} | {task} | {LABELS[row]} |" in text
     assert "nan" not in text.lower()
     exp3 = (tiny_run / "experiments" / "exp3.md").read_text()
     assert "| exp3 | SG |" in exp3 and "| exp1 |" not in exp3
@@ -108,11 +111,58 @@ def test_exp3_evaluates_the_exp1_models(tiny_run, tmp_path):
     from sdssclr.supervised import evaluate_run
 
     assert not list((tiny_run / "runs" / "exp3").rglob("model.pt"))
-    for model in ("margnet", "simclr", "simclr-linear"):
+    for model in ("gbdt", "margnet", "simclr", "simclr-linear"):
         m3 = json.loads((tiny_run / "runs" / "exp3" / "SGQ" / model / "seed0" / "metrics.json").read_text())
         assert m3["trained_in"] == "exp1" and m3["experiment"] == "exp3"
         again = evaluate_run(tiny_run / "runs" / "exp1" / "SGQ" / model / "seed0" / "model.pt",
                              tiny_run / "splits" / "exp3.parquet", tiny_run / "stamps" / "index.parquet",
-                             tmp_path / f"{model}.json", model_name=model, experiment="exp3",
-                             embeddings_path=tiny_run / "pretrain" / "compact" / "seed0" / "embeddings.parquet")
+                             tmp_path / f"{model}.json", tmp_path / f"{model}.parquet", experiment="exp3")
         assert again["confusion_matrix"] == m3["confusion_matrix"]
+        assert again["components"] == m3["components"]
+
+
+def planned(workdir, override: dict) -> dict[str, int]:
+    """Jobs ``snakemake -n`` plans on the finished tiny run after ``override`` (rule -> count)."""
+    import yaml
+
+    from conftest import REPO
+
+    extra = workdir / "override.yaml"
+    extra.write_text(yaml.safe_dump(override))
+    res = run_snakemake(workdir, "-n", "--configfile", str(REPO / "tests" / "data" / "tiny.yaml"), str(extra))
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    out = res.stdout + res.stderr
+    if "Nothing to be done" in out:
+        return {}
+    lines = out[out.index("Job stats:"):].splitlines()[3:]
+    jobs = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit() or parts[0] == "total":
+            break
+        jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+@pytest.mark.slow
+def test_operational_keys_rerun_nothing_and_a_cut_reruns_its_downstream(tiny_run):
+    workdir = tiny_run.parent
+    operational = {
+        "survey": {"timeout_s": 5, "page_size": 1000, "max_queries_per_minute": 10, "retries": 1, "backoff_s": 1.0,
+                   "sas_url": "https://mirror.example.org/sas", "download_dir": "elsewhere", "parallel_downloads": 2,
+                   "keep_frames": True, "download_on_submit_host": True},
+        "pretrain": {"device": "cpu", "gpus": 2, "embed_batch_size": 7, "checkpoint_every": 3},
+        "classifiers": {"device": "cpu"},
+    }
+    assert planned(workdir, operational) == {}
+    # a probe's regularisation retrains the probe (and what reads it), never MargNet
+    probe = planned(workdir, {"classifiers": {"linear": {"C": [0.5]}}})
+    assert probe["train"] == 8 and probe["transfer"] == 4 and "pretrain" not in probe  # 2 exps x 2 tasks x 2 seeds
+    assert set(probe) <= {"train", "transfer", "label_efficiency_run", "table1", "experiment_table",
+                          "label_efficiency", "confusion_plot", "all"}
+    # a cut changes the samples: everything downstream of the catalogue reruns, the survey does not
+    cut = planned(workdir, {"cuts": {"compact_max_ratio": 0.45}})
+    assert "synthetic_survey" not in cut
+    for rule in ("pool", "split", "stamp_plan", "stamp_shard", "stamp_index", "pretrain", "train", "transfer",
+                 "table1"):
+        assert rule in cut, rule

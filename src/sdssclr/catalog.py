@@ -43,7 +43,8 @@ def _s(name, dtype="float64", alias=None):
 
 COLUMNS: tuple[Column, ...] = (
     _p("objID", "int64"),
-    _s("specObjID", "int64"),
+    # specObjID needs 64 unsigned bits (plates >= 8192 reach 2**63); astroquery parses it as uint64
+    _s("specObjID", "uint64"),
     _s("class", "str"),
     _s("z", alias="redshift"),
     _s("zErr"),
@@ -74,6 +75,8 @@ COLUMNS: tuple[Column, ...] = (
 COLUMN_NAMES: tuple[str, ...] = tuple(c.alias for c in COLUMNS)
 BY_ALIAS: dict[str, Column] = {c.alias: c for c in COLUMNS}
 FIELD_KEYS: tuple[str, ...] = ("rerun", "run", "camcol", "field")
+#: Columns holding 64-bit identifiers (read as text from CSV so that nothing rounds them).
+ID_COLUMNS: tuple[str, ...] = ("objID", "specObjID", "bestObjID", "fluxObjID")
 
 #: The 24 photometric features of MargNet, in order: per band dered, deVRad, psffwhm, extinction,
 #: then the four model-magnitude colours.
@@ -95,16 +98,70 @@ def check_columns(df: pd.DataFrame, required=COLUMN_NAMES, source: str = "catalo
         raise CatalogError(f"{source} is missing columns: {', '.join(missing)}")
 
 
-def coerce(df: pd.DataFrame) -> pd.DataFrame:
-    """Cast the catalogue columns to their declared dtypes (CSV exports arrive as text/float)."""
+#: Integer columns: whole numbers only; a value written as a float is an error, never rounded.
+INTEGER_DTYPES = {"int64": (-(2**63), 2**63 - 1), "uint64": (0, 2**64 - 1)}
+
+
+def _rows(mask, index, limit: int = 5) -> str:
+    bad = list(index[np.asarray(mask)][:limit])
+    more = int(np.sum(mask)) - len(bad)
+    return ", ".join(map(str, bad)) + (f" and {more} more" if more > 0 else "")
+
+
+def _exact_integers(values: pd.Series, dtype: str, column: str, source: str) -> np.ndarray:
+    """Whole numbers of an integer column, parsed exactly (Python ints, never through float64).
+
+    Accepts integer dtypes and text of digits; a float dtype, a decimal point, an exponent, a
+    blank or an out-of-range value raises :class:`CatalogError` naming the column and rows."""
+    lo, hi = INTEGER_DTYPES[dtype]
+    if pd.api.types.is_integer_dtype(values) and not values.isna().any():
+        ints = values.to_numpy()
+        if ints.dtype == np.uint64:
+            bad = ints > np.uint64(hi)
+        else:
+            bad = ints.astype(np.int64) < lo
+        if bad.any():
+            raise CatalogError(f"{source}: column {column} has values outside {dtype} in rows "
+                               f"{_rows(bad, values.index)}")
+        return ints.astype(dtype)
+    if pd.api.types.is_float_dtype(values):
+        raise CatalogError(f"{source}: column {column} holds floating-point numbers (e.g. {values.iloc[0]!r} in row "
+                           f"{values.index[0]}): 64-bit IDs and integer columns must be written as integers "
+                           "(read CSV exports as text; floats round objIDs beyond 2**53)")
+    text = values.astype("string").str.strip()
+    bad = ~text.fillna("").str.fullmatch(r"[+-]?\d+").to_numpy(dtype=bool)
+    if bad.any():
+        example = values[bad].iloc[0]
+        raise CatalogError(f"{source}: column {column} has values that are not whole numbers (e.g. {example!r}) in "
+                           f"rows {_rows(bad, values.index)}")
+    parsed = [int(v) for v in text]
+    out_of_range = np.array([not lo <= v <= hi for v in parsed])
+    if out_of_range.any():
+        raise CatalogError(f"{source}: column {column} has values outside {dtype} in rows "
+                           f"{_rows(out_of_range, values.index)}")
+    return np.array(parsed, dtype=object).astype(dtype)
+
+
+def coerce(df: pd.DataFrame, source: str = "catalogue") -> pd.DataFrame:
+    """Cast the catalogue columns to their declared dtypes, exactly: integer columns (IDs, run,
+    camcol, field, flags...) must hold whole numbers (see :func:`_exact_integers`); numeric
+    columns must parse as numbers (blank cells become NaN, which the cuts treat as SQL NULL)."""
     out = df.copy()
     for col in COLUMNS:
         if col.alias not in out:
             continue
+        values = out[col.alias]
         if col.dtype == "str":
-            out[col.alias] = out[col.alias].astype(str).str.strip()
+            out[col.alias] = values.astype(str).str.strip()
+        elif col.dtype in INTEGER_DTYPES:
+            out[col.alias] = _exact_integers(values, col.dtype, col.alias, source)
         else:
-            out[col.alias] = pd.to_numeric(out[col.alias]).astype(col.dtype)
+            numbers = pd.to_numeric(values, errors="coerce")
+            bad = numbers.isna() & values.notna() & (values.astype("string").str.strip() != "")
+            if bad.any():
+                raise CatalogError(f"{source}: column {col.alias} has values that are not numbers (e.g. "
+                                   f"{values[bad].iloc[0]!r}) in rows {_rows(bad.to_numpy(), values.index)}")
+            out[col.alias] = numbers.astype(col.dtype)
     return out
 
 

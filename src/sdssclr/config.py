@@ -1,10 +1,35 @@
-"""Configuration: validation against the workflow's JSON schema, with errors naming the key."""
+"""Configuration: validation against the workflow's JSON schema, with errors naming the key.
+
+Stricter than JSON Schema alone: a number must be finite (YAML's ``.nan`` and ``.inf`` are
+refused everywhere), an integer must be written as one (``2.0`` is not an integer here, although
+JSON Schema would accept it), and relations between keys that the schema cannot express are
+checked (references between experiments, the stamp size against the crop, every split holding
+objects of every class, local paths that must exist).
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import yaml
+
+
+#: Keys that change how a step runs, never what it computes (where frames come from, timeouts,
+#: parallelism, devices, kept files, checkpoint intervals). Rules pass them to their scripts
+#: through the config rather than ``params``, and no resume key includes them, so changing one
+#: never reruns a job or discards a checkpoint.
+OPERATIONAL: dict[str, tuple[str, ...]] = {
+    "survey": ("timeout_s", "page_size", "max_queries_per_minute", "retries", "backoff_s", "frames_dir", "sas_url",
+               "download_dir", "parallel_downloads", "keep_frames", "download_on_submit_host"),
+    "pretrain": ("device", "embed_batch_size", "gpus", "checkpoint_every"),
+    "classifiers": ("device",),
+}
+
+
+def scientific(config: dict, section: str) -> dict:
+    """``config[section]`` without its operational keys."""
+    return {k: v for k, v in config[section].items() if k not in OPERATIONAL.get(section, ())}
 
 
 class ConfigError(ValueError):
@@ -22,10 +47,11 @@ def validate(config: dict, schema_path) -> dict:
     ``stamps.size: -3 is less than the minimum of 8``. Unknown keys are reported by their full
     name. Also checks relations the schema cannot express (experiment references).
     """
-    import jsonschema
+    from .registry import MODELS
 
     schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = jsonschema.Draft202012Validator(schema)
+    schema["$defs"]["model_name"]["enum"] = list(MODELS)  # the one list of model names
+    validator = _strict_validator()(schema)
     problems = []
     for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
         if err.validator == "additionalProperties":
@@ -33,7 +59,12 @@ def validate(config: dict, schema_path) -> dict:
             for extra in sorted(set(err.instance) - allowed):
                 problems.append(f"{_key([*err.absolute_path, extra])}: unknown key")
             continue
-        problems.append(f"{_key(err.absolute_path)}: {err.message}")
+        message = err.message
+        if isinstance(err.instance, float) and not math.isfinite(err.instance):
+            message = f"{err.instance} is not a finite number"
+        elif err.validator == "type" and isinstance(err.instance, float) and "integer" in str(err.validator_value):
+            message = f"{err.instance!r} is not an integer (write it without a decimal point)"
+        problems.append(f"{_key(err.absolute_path)}: {message}")
     if not problems:
         problems.extend(_relations(config))
     if problems:
@@ -41,8 +72,47 @@ def validate(config: dict, schema_path) -> dict:
     return config
 
 
+def _strict_validator():
+    """Draft 2020-12 with the stricter types of this module: finite numbers, true integers."""
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+
+    def is_number(checker, value):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    def is_integer(checker, value):
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    checker = base.TYPE_CHECKER.redefine_many({"number": is_number, "integer": is_integer})
+    return jsonschema.validators.extend(base, type_checker=checker)
+
+
 def _relations(config: dict) -> list[str]:
+    from .splits import split_sizes
+
     problems = []
+    crop, size = config["pretrain"]["augment"]["crop"], config["stamps"]["size"]
+    if crop > size:
+        problems.append(f"pretrain.augment.crop: {crop} is larger than stamps.size {size}")
+    survey = config["survey"]
+    for key in ("frames_dir", "catalog_file"):
+        path = survey.get(key)
+        if survey["source"] == "sdss" and path and not Path(path).exists():
+            problems.append(f"survey.{key}: {path} does not exist")
+    for name, exp in config["experiments"].items():
+        if "dataset" in exp and exp["dataset"] in config["datasets"]:
+            per_class = config["datasets"][exp["dataset"]]["per_class"]
+            sizes = split_sizes(per_class, exp["ratios"])
+            empty = [s for s, n in sizes.items() if n < 1]
+            if empty:
+                problems.append(f"experiments.{name}.ratios: {exp['ratios']} with {per_class} per class leaves the "
+                                f"{', '.join(empty)} split empty ({sizes} per class)")
+    base = config["comparison"]["baseline"]
+    if base not in config["models"]:
+        problems.append(f"comparison.baseline: {base!r} is not one of models {config['models']}")
+    if base not in config["label_efficiency"]["models"]:
+        problems.append(f"label_efficiency.models: must include the comparison baseline {base!r}")
     experiments = config["experiments"]
     for name, exp in experiments.items():
         if "train_from" in exp:

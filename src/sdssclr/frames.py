@@ -29,6 +29,11 @@ class FrameError(RuntimeError):
     """A frame file is missing, truncated or not a usable SDSS frame."""
 
 
+class MissingFrame(FrameError):
+    """A frame does not exist where it should (HTTP 404, absent from a mirror): its field is
+    skipped and counted rather than failing the shard (``stamps.max_missing_fraction``)."""
+
+
 def frame_relpath(rerun: int, run: int, camcol: int, field: int, band: str) -> str:
     """Path of a frame below a ``photoObj/frames`` root (the SAS layout)."""
     return FRAME_RELPATH.format(rerun=int(rerun), run=int(run), camcol=int(camcol),
@@ -74,8 +79,39 @@ def decompress(path: Path, data: bytes | None = None) -> bytes:
     return data
 
 
-def parse_frame(path: Path, raw: bytes, band: str | None = None) -> Frame:
-    """Open FITS bytes as a :class:`Frame`, checking HDU0 is a 2-D image with a celestial WCS."""
+#: The header keyword FRAME counts the camera's raw frames, which the five rows of CCDs (in scan
+#: order r, i, u, z, g) see two frames apart: FRAME = field + this offset (measured on the real
+#: field 2583/2/136 in shared/: u 140, g 144, r 136, i 138, z 142).
+FRAME_OFFSET: dict[str, int] = {"r": 0, "i": 2, "u": 4, "z": 6, "g": 8}
+
+
+def check_header(path, header, band: str | None = None, key: tuple | None = None) -> None:
+    """Raise :class:`FrameError` unless the header's FILTER, RERUN, RUN, CAMCOL and FRAME are the
+    requested band and field ``key`` (rerun, run, camcol, field): a frame of another band or
+    field in a mirror slot would otherwise be cut as if it were the right one."""
+    expect = {}
+    if band is not None:
+        expect["FILTER"] = band
+    if key is not None:
+        expect.update(RERUN=int(key[0]), RUN=int(key[1]), CAMCOL=int(key[2]))
+        if band is not None:
+            expect["FRAME"] = int(key[3]) + FRAME_OFFSET[band]
+    wrong = []
+    for card, want in expect.items():
+        got = header.get(card)
+        if got is None:
+            wrong.append(f"{card} missing (expected {want!r})")
+            continue
+        got = str(got).strip()
+        if (got != want) if isinstance(want, str) else (not got.lstrip("-").isdigit() or int(got) != want):
+            wrong.append(f"{card}={got!r} (expected {want!r})")
+    if wrong:
+        raise FrameError(f"{path}: not the requested frame: " + ", ".join(wrong))
+
+
+def parse_frame(path: Path, raw: bytes, band: str | None = None, key: tuple | None = None) -> Frame:
+    """Open FITS bytes as a :class:`Frame`, checking HDU0 is a 2-D image with a celestial WCS and,
+    when ``band`` and the field ``key`` are given, that its header says so (:func:`check_header`)."""
     path = Path(path)
     try:
         with fits.open(io.BytesIO(raw), memmap=False) as hdul:
@@ -88,6 +124,7 @@ def parse_frame(path: Path, raw: bytes, band: str | None = None) -> Frame:
         raise FrameError(f"{path}: HDU0 holds no 2-D image")
     if "CTYPE1" not in header or "CTYPE2" not in header:
         raise FrameError(f"{path}: HDU0 header has no WCS (CTYPE1/CTYPE2 missing)")
+    check_header(path, header, band, key)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
         wcs = WCS(header, naxis=2)
@@ -97,8 +134,8 @@ def parse_frame(path: Path, raw: bytes, band: str | None = None) -> Frame:
     return Frame(path=path, band=band, image=image, wcs=wcs, header=header)
 
 
-def read_frame(path, band: str | None = None) -> Frame:
-    return parse_frame(Path(path), decompress(Path(path)), band)
+def read_frame(path, band: str | None = None, key: tuple | None = None) -> Frame:
+    return parse_frame(Path(path), decompress(Path(path)), band, key)
 
 
 def verify_frame(path) -> None:

@@ -29,6 +29,7 @@ def atomic_path(path, suffix: str | None = None):
     fd, tmp = tempfile.mkstemp(
         dir=path.parent, prefix=f".{path.name}.", suffix=(suffix or "".join(path.suffixes)) + ".tmp"
     )
+    os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; outputs follow the umask like open()
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -37,6 +38,13 @@ def atomic_path(path, suffix: str | None = None):
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    """The process umask (read by setting and restoring it; there is no other portable way)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes_atomic(path, data: bytes) -> None:

@@ -30,27 +30,34 @@ import pandas as pd
 import torch
 
 from .augment import AugmentConfig, Augmenter, Normalizer, border_noise, center_crop
-from .data import iter_usable_shards, load_objects
+from .config import OPERATIONAL
+from .data import Objects, iter_usable_shards, load_objects
 from .io import atomic_path, source_of, write_parquet_atomic
-from .models import ProjectionHead, ResNetEncoder, nt_xent
-from .training import (Preempted, Preemption, autocast, cosine_with_warmup, distributed, load_checkpoint,
+from .models import ProjectionHead, build_encoder, nt_xent
+from .training import (CheckpointError, Preempted, Preemption, autocast, cosine_with_warmup, distributed,
+                       load_checkpoint,
                        make_optimizer, resolve_device, save_atomic, seed_everything)
 
 log = logging.getLogger(__name__)
 
 
-def config_hash(cfg: dict, seed: int) -> str:
-    return hashlib.sha256(json.dumps([cfg, seed], sort_keys=True).encode()).hexdigest()[:16]
+#: Pretraining keys that change how a run is executed, not what it computes: they never decide
+#: whether a checkpoint is resumed (nor, in the workflow, whether the job reruns).
+OPERATIONAL_KEYS = OPERATIONAL["pretrain"]
 
 
-def build_encoder(name: str) -> ResNetEncoder:
-    return ResNetEncoder(name)
+def resume_key(cfg: dict, seed: int, objids) -> str:
+    """What a checkpoint must have been written for to be resumed: the scientific configuration,
+    the seed and the exact training objects (a changed sample must start afresh)."""
+    science = {k: v for k, v in cfg.items() if k not in OPERATIONAL_KEYS}
+    ids = hashlib.sha256(np.sort(np.asarray(objids, dtype=np.int64)).tobytes()).hexdigest()
+    return hashlib.sha256(json.dumps([science, seed, ids], sort_keys=True).encode()).hexdigest()[:16]
 
 
-def load_encoder(path, device="cpu") -> tuple[ResNetEncoder, Normalizer, int]:
+def load_encoder(path, device="cpu") -> tuple[torch.nn.Module, Normalizer, int]:
     """The pretrained encoder (eval mode), its normaliser and its input crop."""
     ckpt = load_checkpoint(path, map_location=device)
-    enc = build_encoder(ckpt["encoder_name"])
+    enc = build_encoder(ckpt["encoder_name"], int(ckpt["crop"]))
     enc.load_state_dict(ckpt["encoder"])
     return enc.to(device).eval(), Normalizer(**ckpt["normalizer"]), int(ckpt["crop"])
 
@@ -68,6 +75,39 @@ def embed(encoder, normalizer: Normalizer, crop: int, stamps: np.ndarray, device
         with autocast(device):
             out.append(encoder(x).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, encoder.dim), np.float32)
+
+
+class KnnMonitor:
+    """How well the representation separates the classes, tracked during pretraining (it steers
+    nothing): the weighted k-NN accuracy (cosine similarity, k=20, weights exp(s / 0.07)) of the
+    validation objects' embeddings against at most ``bank_size`` training objects, on the three
+    classes. Labels are read for this score only; the SimCLR loss never sees them."""
+
+    def __init__(self, train: Objects, val: Objects, seed: int, bank_size: int = 4096, k: int = 20):
+        from .splits import labels_of
+
+        pick = np.sort(np.random.default_rng(seed).permutation(len(train))[:bank_size])
+        self.bank, self.bank_y = train.stamps[pick], labels_of(train.classes[pick])
+        self.val, self.val_y = val.stamps, labels_of(val.classes)
+        self.k = k
+
+    def __call__(self, encoder, normalizer, crop, device) -> float:
+        if len(self.val) == 0:
+            return float("nan")
+        was_training = encoder.training
+        bank = torch.from_numpy(embed(encoder, normalizer, crop, self.bank, device))
+        query = torch.from_numpy(embed(encoder, normalizer, crop, self.val, device))
+        encoder.train(was_training)
+        return knn_accuracy(bank, torch.from_numpy(self.bank_y), query, torch.from_numpy(self.val_y), self.k)
+
+
+def knn_accuracy(bank, bank_y, query, query_y, k: int = 20, temperature: float = 0.07) -> float:
+    """Weighted k-NN classification accuracy of ``query`` against ``bank`` (cosine similarity)."""
+    bank, query = torch.nn.functional.normalize(bank.float(), dim=1), torch.nn.functional.normalize(query.float(), dim=1)
+    sim, idx = (query @ bank.T).topk(min(k, len(bank)), dim=1)
+    votes = torch.zeros(len(query), int(bank_y.max()) + 1)
+    votes.scatter_add_(1, bank_y[idx], torch.exp(sim / temperature))
+    return float((votes.argmax(1) == query_y).float().mean())
 
 
 def write_embeddings(objid, emb: np.ndarray, path, metadata: dict) -> None:
@@ -105,9 +145,10 @@ def pretrain(split_path, index_path, out_encoder, out_curve, out_embeddings, *, 
         torch.set_num_threads(max(1, threads))
     seed_everything(seed)
     checkpoint_path = Path(checkpoint_path or Path(out_encoder).with_name("checkpoint.pt"))
-    chash = config_hash(cfg, seed)
 
     train = load_objects(split_path, index_path, splits=["train"])
+    chash = resume_key(cfg, seed, train.objid)
+    monitor = KnnMonitor(train, load_objects(split_path, index_path, splits=["val"]), seed)
     n = len(train)
     stamps = torch.from_numpy(train.stamps).to(device)
     own_sigma = border_noise(stamps)
@@ -115,7 +156,7 @@ def pretrain(split_path, index_path, out_encoder, out_curve, out_embeddings, *, 
     normalizer = Normalizer.fit(center_crop(stamps, cfg["augment"]["crop"]), cfg["normalization"])
     augment = Augmenter(AugmentConfig(**cfg["augment"]), own_sigma, own_fwhm)
 
-    encoder = build_encoder(cfg["encoder"])
+    encoder = build_encoder(cfg["encoder"], cfg["augment"]["crop"])
     head = ProjectionHead(encoder.dim, cfg["projection_dim"])
     model = torch.nn.Sequential(encoder, head).to(device)
     if device.type == "cuda":
@@ -129,12 +170,17 @@ def pretrain(split_path, index_path, out_encoder, out_curve, out_embeddings, *, 
         raise ValueError(f"{n} training objects are too few for a contrastive batch")
     steps_per_epoch = n // batch
     local = batch // world
-    optimizer = make_optimizer(model.parameters(), cfg["optimizer"], cfg["lr"], cfg["weight_decay"], cfg["momentum"])
+    optimizer = make_optimizer(model, cfg["optimizer"], cfg["lr"], cfg["weight_decay"], cfg["momentum"])
     scheduler = cosine_with_warmup(optimizer, cfg["epochs"] * steps_per_epoch, cfg["warmup_epochs"] * steps_per_epoch)
 
     start_epoch, start_step, history, aug_state, running = 0, 0, [], None, (0.0, 0, 0.0)
+    ckpt = None
     if checkpoint_path.exists():
-        ckpt = load_checkpoint(checkpoint_path, map_location="cpu")
+        try:
+            ckpt = load_checkpoint(checkpoint_path, map_location="cpu")
+        except CheckpointError as exc:
+            log.warning("%s; starting from scratch", exc)
+    if ckpt is not None:
         if ckpt["config_hash"] == chash:
             (model.module if world > 1 else model).load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
@@ -143,7 +189,8 @@ def pretrain(split_path, index_path, out_encoder, out_curve, out_embeddings, *, 
             aug_state, running = ckpt["aug_state"], tuple(ckpt["running"])
             log.info("resuming from %s at epoch %d step %d", checkpoint_path, start_epoch, start_step)
         else:
-            log.warning("ignoring %s: written for another configuration or seed", checkpoint_path)
+            log.warning("ignoring %s: written for another configuration, seed or set of training objects",
+                        checkpoint_path)
 
     def checkpoint(epoch, step, gen, running):
         if rank == 0:
@@ -197,10 +244,11 @@ def pretrain(split_path, index_path, out_encoder, out_curve, out_embeddings, *, 
                     log.warning("checkpointed at epoch %d step %d; exiting for preemption", epoch, step + 1)
                     raise Preempted()
             row = {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "lr": scheduler.get_last_lr()[0],
-                   "images_per_s": 2 * seen * world / max(busy, 1e-9)}
+                   "images_per_s": 2 * seen * world / max(busy, 1e-9),
+                   "knn_val_acc": monitor(encoder, normalizer, cfg["augment"]["crop"], device) if rank == 0 else np.nan}
             history.append(row)
-            log.info("epoch %d: loss %.4f lr %.4g %.0f images/s", row["epoch"], row["loss"], row["lr"],
-                     row["images_per_s"])
+            log.info("epoch %d: loss %.4f lr %.4g %.0f images/s, k-NN validation accuracy %.3f", row["epoch"],
+                     row["loss"], row["lr"], row["images_per_s"], row["knn_val_acc"])
             if (epoch + 1) % cfg["checkpoint_every"] == 0 and epoch + 1 < cfg["epochs"]:
                 checkpoint(epoch + 1, 0, None, (0.0, 0, 0.0))
 

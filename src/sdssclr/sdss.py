@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .catalog import CLASSES, COLUMNS, COLUMN_NAMES, CatalogError, check_columns, coerce
+from .catalog import CLASSES, COLUMN_NAMES, COLUMNS, INTEGER_DTYPES, CatalogError, check_columns, coerce
 from .cuts import Cut, where_clause
-from .frames import Frame, FrameError, decompress, field_paths, frame_relpath, frame_url, parse_frame
+from .frames import Frame, FrameError, MissingFrame, decompress, field_paths, frame_relpath, frame_url, parse_frame
 from .io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -67,18 +67,65 @@ class Throttle:
             self.last = now
 
 
-def catalog_sql(cls: str, cuts: list[Cut], page_size: int, after_objid: int | None = None) -> str:
-    """The SkyServer SQL of one page of one class's pool."""
+#: Longest query string sent to SkyServer. astroquery sends SQL by GET, and ASP.NET's default
+#: limit on a query string is 2,048 characters (SkyServer's own is undocumented; astroquery#2211
+#: shows it refusing long ones), so a margin is kept.
+MAX_QUERY_STRING = 2000
+
+
+def catalog_sql(cls: str, cuts: list[Cut], page_size: int, after_objid: int | None = None,
+                columns=COLUMNS) -> str:
+    """The SkyServer SQL of one page of one class's pool, selecting ``columns`` (objID always
+    first), on one line and without optional spaces. With every column it is also the query to run
+    in CasJobs, which has no length limit."""
     if cls not in CLASSES:
         raise ValueError(f"unknown class {cls!r}")
-    select = ",\n  ".join(c.select() for c in COLUMNS)
+    cols = [COLUMNS[0], *(c for c in columns if c.alias != "objID")]
+    select = ",".join(c.select() for c in cols)
     where = where_clause(cuts)
-    page = f"\n  AND p.objID > {int(after_objid)}" if after_objid is not None else ""
-    sql = (f"SELECT TOP {int(page_size)}\n  {select}\n"
-           "FROM SpecObj AS s\n  JOIN PhotoObj AS p ON p.objID = s.bestObjID\n"
-           f"WHERE s.class = '{cls}'\n  AND {where}{page}\nORDER BY p.objID")
+    page = f" AND p.objID>{int(after_objid)}" if after_objid is not None else ""
+    sql = (f"SELECT TOP {int(page_size)} {select} FROM SpecObj AS s JOIN PhotoObj AS p ON p.objID=s.bestObjID "
+           f"WHERE s.class='{cls}' AND {where}{page} ORDER BY p.objID")
     assert "--" not in sql
     return sql
+
+
+def query_string_length(sql: str, data_release: int) -> int:
+    """Characters of the query string astroquery's ``SDSS.query_sql`` would send for ``sql``."""
+    from urllib.parse import urlencode
+
+    from astroquery.sdss import SDSS
+
+    return len(urlencode(SDSS.query_sql_async(sql, data_release=data_release, get_query_payload=True)))
+
+
+def check_url_length(sql: str, data_release: int) -> None:
+    """Refuse, before sending, a query whose GET query string SkyServer could truncate or refuse."""
+    n = query_string_length(sql, data_release)
+    if n > MAX_QUERY_STRING:
+        raise QueryError(f"the SkyServer query string would be {n} characters, over the {MAX_QUERY_STRING} this "
+                         "workflow allows (SkyServer refuses long GET requests); split the columns or use CasJobs "
+                         "(survey.catalog_file)")
+
+
+def column_groups(cls: str, cuts: list[Cut], page_size: int, data_release: int) -> list[list]:
+    """The catalogue columns split into as few groups as keep every page's query string within
+    :data:`MAX_QUERY_STRING` (each query also selects objID, and every query of a page carries
+    the same WHERE clause, so the groups come back as the same rows). The paging condition is
+    counted at its longest (a 19-digit objID)."""
+    longest_after = 9_223_372_036_854_775_807
+    groups, current = [], []
+    for col in COLUMNS[1:]:
+        trial = current + [col]
+        if current and query_string_length(catalog_sql(cls, cuts, page_size, longest_after, trial),
+                                           data_release) > MAX_QUERY_STRING:
+            groups.append(current)
+            trial = [col]
+        current = trial
+    groups.append(current)
+    for g in groups:
+        check_url_length(catalog_sql(cls, cuts, page_size, longest_after, g), data_release)
+    return groups
 
 
 def _transient(exc: BaseException) -> bool:
@@ -88,7 +135,8 @@ def _transient(exc: BaseException) -> bool:
 
 
 def query_page(sql: str, *, data_release: int, timeout: float, retries: int = 5, backoff_s: float = 2.0,
-               throttle: Throttle | None = None, sdss=None, sleep=time.sleep) -> pd.DataFrame:
+               throttle: Throttle | None = None, sdss=None, sleep=time.sleep,
+               columns=COLUMN_NAMES) -> pd.DataFrame:
     """Run one query; return its rows (an empty frame when SkyServer finds none).
 
     Retries transient failures with exponential backoff and ``cache=False``; raises
@@ -99,6 +147,7 @@ def query_page(sql: str, *, data_release: int, timeout: float, retries: int = 5,
 
     if sdss is None:
         from astroquery.sdss import SDSS as sdss
+    check_url_length(sql, data_release)
     problem = None
     for attempt in range(retries + 1):
         if attempt:
@@ -136,32 +185,46 @@ def query_page(sql: str, *, data_release: int, timeout: float, retries: int = 5,
             problem = f"unparsable response ({type(exc).__name__}: {str(exc)[:200]})"
             continue
         if table is None:
-            return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMN_NAMES})
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
         df = table.to_pandas()
-        present = [c for c in COLUMN_NAMES if c in df.columns]
+        present = [c for c in columns if c in df.columns]
         if not present:
             problem = f"a table without any expected column ({list(df.columns)[:5]})"
             continue
-        check_columns(df, source="SkyServer response")
+        check_columns(df, required=columns, source="SkyServer response")
         return df
     raise QueryError(f"SkyServer query failed after {retries} retries: {problem}")
 
 
-def query_pool(cuts: list[Cut], *, data_release: int, timeout: float, page_size: int = SKYSERVER_ROW_CAP,
+def query_pool(cuts: list[Cut], *, data_release: int, timeout: float, page_size: int = 50_000,
                per_minute: float = 60, retries: int = 5, backoff_s: float = 2.0, sdss=None,
                sleep=time.sleep, classes=CLASSES) -> pd.DataFrame:
-    """Every row of every class passing ``cuts``, paged by objID."""
+    """Every row of every class passing ``cuts``, paged by objID; each page is fetched in as many
+    column groups as keep the query strings short (:func:`column_groups`) and joined on objID."""
     if not 0 < page_size <= SKYSERVER_ROW_CAP:
         raise ValueError(f"page_size must be in 1..{SKYSERVER_ROW_CAP}")
     throttle = Throttle(per_minute, sleep=sleep)
     parts = []
     for cls in classes:
+        groups = column_groups(cls, cuts, page_size, data_release)
+        if len(groups) > 1:
+            log.info("%s: each page is fetched in %d column groups (query strings within %d characters)", cls,
+                     len(groups), MAX_QUERY_STRING)
         last, n = None, 0
         while True:
-            sql = catalog_sql(cls, cuts, page_size, last)
-            page = query_page(sql, data_release=data_release, timeout=timeout, retries=retries,
-                              backoff_s=backoff_s, throttle=throttle, sdss=sdss, sleep=sleep)
-            page = coerce(page)
+            halves = []
+            for g in groups:
+                names = ("objID", *(c.alias for c in g))
+                half = query_page(catalog_sql(cls, cuts, page_size, last, g), data_release=data_release,
+                                  timeout=timeout, retries=retries, backoff_s=backoff_s, throttle=throttle,
+                                  sdss=sdss, sleep=sleep, columns=names)
+                halves.append(coerce(half[list(names)], source=f"SkyServer {cls} page"))
+            page = halves[0]
+            for other in halves[1:]:
+                if not np.array_equal(other["objID"].to_numpy(), page["objID"].to_numpy()):
+                    raise QueryError(f"{cls}: the column groups of one page returned different objects")
+                page = pd.concat([page, other.drop(columns="objID")], axis=1)
+            page = page[list(COLUMN_NAMES)]
             parts.append(page)
             n += len(page)
             log.info("%s: page of %d rows (total %d)", cls, len(page), n)
@@ -189,11 +252,14 @@ def read_catalog_file(path) -> pd.DataFrame:
     if path.suffix.lower() in {".parquet", ".pq"}:
         df = pd.read_parquet(path)
     else:
-        df = pd.read_csv(path, comment="#")
+        # integer columns as text: read as floats, 64-bit IDs would be rounded (coerce parses them exactly)
+        head = pd.read_csv(path, comment="#", nrows=0).columns
+        integer = {c.alias.lower() for c in COLUMNS if c.dtype in INTEGER_DTYPES}
+        df = pd.read_csv(path, comment="#", dtype={c: str for c in head if c.lower() in integer})
     lower = {c.lower(): c for c in df.columns}
     df = df.rename(columns={lower[n.lower()]: n for n in COLUMN_NAMES if n.lower() in lower})
     check_columns(df, source=str(path))
-    return coerce(df[list(COLUMN_NAMES)])
+    return coerce(df[list(COLUMN_NAMES)], source=str(path))
 
 
 def write_catalog(out, survey: dict, cuts: list[Cut], sdss=None, sleep=time.sleep) -> pd.DataFrame:
@@ -216,7 +282,18 @@ def write_catalog(out, survey: dict, cuts: list[Cut], sdss=None, sleep=time.slee
 
 
 class FrameFetcher:
-    """Downloads, verifies, and (optionally) deletes the frames of one field at a time."""
+    """Downloads, verifies, and (optionally) deletes the frames of one field at a time.
+
+    - A frame already in ``root`` is verified before it is used (a corrupt file left there is
+      deleted and fetched again), and a download is verified before it is renamed into place.
+    - HTTP 404 raises :class:`~sdssclr.frames.MissingFrame` (the shard skips and counts the
+      field); a redirect to another scheme or a ``Content-Encoding`` are errors naming the URL;
+      timeouts, stalls, 5xx and truncated or corrupt bodies are retried with backoff.
+    - After :meth:`stop` (one field failed) no further request is sent.
+    - Several jobs, or several workflows, may share ``root``: each holds a shared ``flock`` on a
+      field's lock file while it uses the field, and :meth:`release` deletes the frames only when
+      it can take the lock exclusively, i.e. when nobody else is using them.
+    """
 
     def __init__(self, base_url: str, data_release: int, root, *, timeout: float = 60, retries: int = 5,
                  backoff_s: float = 2.0, parallel: int = 8, keep_frames: bool = False,
@@ -232,25 +309,40 @@ class FrameFetcher:
         self.session.mount("https://", adapter)
         self.slots = threading.BoundedSemaphore(parallel)
         self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.field_locks: dict[tuple, object] = {}
         self.bytes_on_disk = 0
         self.high_water = 0
         self.fetched = 0
         self.fetched_bytes = 0
         self.reused = 0
+        self.refetched = 0
 
     def _account(self, delta: int):
         with self.lock:
             self.bytes_on_disk += delta
             self.high_water = max(self.high_water, self.bytes_on_disk)
 
-    def fetch(self, key: tuple, band: str) -> Path | Frame:
-        """One frame of a field: the path of a verified file already on disk, or the frame just
-        downloaded and verified (already decoded, so the cutter does not decompress it again)."""
+    def stop(self) -> None:
+        """Send no further request (a field failed; the shard is stopping)."""
+        self.stopped.set()
+
+    def fetch(self, key: tuple, band: str) -> Frame:
+        """One frame of a field, verified and decoded: the file already on disk when it passes
+        verification, else a fresh download (renamed into place only once verified)."""
         path = self.root / frame_relpath(*key, band)
-        if path.exists():  # only verified files are ever renamed into place
-            with self.lock:
-                self.reused += 1
-            return path
+        if path.exists():
+            try:
+                frame = parse_frame(path, decompress(path), band, key)
+            except FrameError as exc:
+                log.warning("%s; deleting it and downloading the frame again", exc)
+                path.unlink(missing_ok=True)
+                with self.lock:
+                    self.refetched += 1
+            else:
+                with self.lock:
+                    self.reused += 1
+                return frame
         url = frame_url(self.base_url, self.data_release, *key, band)
         problem = None
         for attempt in range(self.retries + 1):
@@ -259,13 +351,15 @@ class FrameFetcher:
                 log.warning("%s: %s; retry %d/%d in %.1f s", url, problem, attempt, self.retries, delay)
                 self.sleep(delay)
             with self.slots:
+                if self.stopped.is_set():
+                    raise FrameError(f"{url}: not requested, the shard is stopping after another field failed")
                 try:
                     data = self._get(url)
                 except _Retry as exc:
                     problem = str(exc)
                     continue
             try:
-                frame = parse_frame(path, decompress(path, data), band)
+                frame = parse_frame(path, decompress(path, data), band, key)
             except FrameError as exc:
                 problem = f"failed verification ({exc})"
                 continue
@@ -280,47 +374,93 @@ class FrameFetcher:
 
     def _get(self, url: str) -> bytes:
         import requests
+        from urllib.parse import urljoin, urlsplit
 
+        target = url
         try:
-            with self.session.get(url, stream=True, timeout=(self.timeout, self.timeout)) as r:
-                if r.status_code == 404:
-                    raise FrameError(f"{url}: not found on the archive (HTTP 404)")
-                if r.status_code >= 400:
-                    raise _Retry(f"HTTP {r.status_code}")
-                chunks = [c for c in r.iter_content(1 << 20) if c]
-                data = b"".join(chunks)
-                expected = r.headers.get("Content-Length")
-                if expected is not None and int(expected) != len(data):
-                    raise _Retry(f"truncated body ({len(data)} of {expected} bytes)")
-                return data
+            for _ in range(6):  # redirects are followed by hand, so that each target is checked
+                with self.session.get(target, stream=True, timeout=(self.timeout, self.timeout),
+                                      allow_redirects=False) as r:
+                    if r.is_redirect:
+                        nxt = urljoin(target, r.headers["Location"])
+                        if urlsplit(nxt).scheme != urlsplit(url).scheme:
+                            raise FrameError(f"{url}: redirected to {nxt}, another scheme; refusing to follow")
+                        target = nxt
+                        continue
+                    if r.status_code == 404:
+                        raise MissingFrame(f"{url}: not found on the archive (HTTP 404)")
+                    if r.status_code >= 400:
+                        raise _Retry(f"HTTP {r.status_code}")
+                    encoding = r.headers.get("Content-Encoding", "identity").strip().lower()
+                    if encoding not in ("", "identity"):
+                        raise FrameError(f"{url}: served with Content-Encoding {encoding!r}; a frame is sent as is")
+                    data = b"".join(c for c in r.iter_content(1 << 20) if c)
+                    expected = r.headers.get("Content-Length")
+                    if expected is not None and int(expected) != len(data):
+                        raise _Retry(f"truncated body ({len(data)} of {expected} bytes)")
+                    return data
+            raise FrameError(f"{url}: too many redirects")
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise _Retry(f"{type(exc).__name__}") from exc
         except requests.exceptions.ChunkedEncodingError as exc:
             raise _Retry(f"truncated or broken transfer ({exc})") from exc
 
-    def acquire(self, key: tuple) -> dict[str, Path | Frame]:
+    def _lock_path(self, key: tuple) -> Path:
+        return self.root / ".locks" / ("field-" + "-".join(str(int(k)) for k in key) + ".lock")
+
+    def acquire(self, key: tuple) -> dict[str, Frame]:
+        import fcntl
         from concurrent.futures import ThreadPoolExecutor
 
         from .bands import BANDS
+        from .stamps import remove_stale_temporaries
 
-        with ThreadPoolExecutor(max_workers=len(BANDS)) as pool:
-            paths = dict(zip(BANDS, pool.map(lambda b: self.fetch(key, b), BANDS)))
-        return paths
+        lock_path = self._lock_path(key)
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(lock_path, "a+")
+        fcntl.flock(fh, fcntl.LOCK_SH)  # the field's frames stay while anyone holds this
+        with self.lock:
+            self.field_locks[key] = fh
+        names = [frame_relpath(*key, b).rsplit("/", 1)[-1] for b in BANDS]
+        directory = self.root / frame_relpath(*key, BANDS[0]).rsplit("/", 1)[0]
+        if remove_stale_temporaries(directory, names):
+            log.info("field %s: removed temporary files left by an interrupted download", key)
+        try:
+            with ThreadPoolExecutor(max_workers=len(BANDS)) as pool:
+                return dict(zip(BANDS, pool.map(lambda b: self.fetch(key, b), BANDS)))
+        except BaseException:
+            self.release(key)
+            raise
 
     def release(self, key: tuple) -> None:
-        if self.keep_frames:
+        import fcntl
+
+        with self.lock:
+            fh = self.field_locks.pop(key, None)
+        if fh is None:
             return
-        for path in field_paths(self.root, *key).values():
+        try:
+            if self.keep_frames:
+                return
             try:
-                size = path.stat().st_size
-                path.unlink()
-                self._account(-size)
-            except FileNotFoundError:
-                pass
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                log.info("field %s: frames in use by another job; leaving them to it", key)
+                return
+            for path in field_paths(self.root, *key).values():
+                try:
+                    size = path.stat().st_size
+                    path.unlink()
+                    self._account(-size)
+                except FileNotFoundError:
+                    pass
+        finally:
+            fh.close()
 
     def summary(self) -> str:
         return (f"downloaded {self.fetched} frames ({self.fetched_bytes / 1e6:.1f} MB), reused {self.reused} "
-                f"already verified; disk high-water mark {self.high_water / 1e6:.1f} MB")
+                f"verified ones, replaced {self.refetched} corrupt ones; disk high-water mark "
+                f"{self.high_water / 1e6:.1f} MB")
 
 
 class _Retry(Exception):

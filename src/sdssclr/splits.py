@@ -48,15 +48,25 @@ def balanced_sample(pool: pd.DataFrame, per_class: int, rng: np.random.Generator
     return pd.concat(parts, ignore_index=True)
 
 
+def _split_bounds(n: int, ratios) -> np.ndarray:
+    ratios = np.asarray(ratios, dtype=float)
+    return np.round(np.cumsum(ratios) / ratios.sum() * n).astype(int)
+
+
+def split_sizes(n: int, ratios) -> dict[str, int]:
+    """Objects per split when ``n`` objects of a class are split in proportions ``ratios``."""
+    bounds = _split_bounds(n, ratios)
+    return dict(zip(SPLITS, np.diff(np.r_[0, bounds]).tolist()))
+
+
 def stratified_split(sample: pd.DataFrame, ratios, rng: np.random.Generator) -> pd.Series:
     """A train/val/test label per row, in proportions ``ratios`` within every class."""
-    ratios = np.asarray(ratios, dtype=float)
     labels = np.empty(len(sample), dtype=object)
     for cls in sorted(sample["class"].unique()):
         idx = np.flatnonzero((sample["class"] == cls).to_numpy())
         idx = idx[np.argsort(sample["objID"].to_numpy()[idx], kind="stable")]
         idx = idx[rng.permutation(len(idx))]
-        bounds = np.round(np.cumsum(ratios) / ratios.sum() * len(idx)).astype(int)
+        bounds = _split_bounds(len(idx), ratios)
         for name, lo, hi in zip(SPLITS, np.r_[0, bounds[:-1]], bounds):
             labels[idx[lo:hi]] = name
     return pd.Series(labels, index=sample.index, name="split")
@@ -110,6 +120,12 @@ def labels(df: pd.DataFrame, task: str) -> np.ndarray:
     return df["class"].map(lookup).to_numpy(dtype=np.int64)
 
 
+def labels_of(classes, task: str = "SGQ") -> np.ndarray:
+    """Integer labels of an array of class names (every name must belong to ``task``)."""
+    lookup = {c: i for i, c in enumerate(TASK_CLASSES[task])}
+    return np.array([lookup[c] for c in classes], dtype=np.int64)
+
+
 #: Pool sizes after the cuts reported by Chaini et al. 2023 for DR16 (STAR, GALAXY, QSO).
 PAPER_POOL_SIZES = {"compact": {"STAR": 173_813, "GALAXY": 80_779, "QSO": 527_922},
                     "faint_compact": {"STAR": 55_323, "GALAXY": 74_503, "QSO": 382_899}}
@@ -135,14 +151,14 @@ def write_pool(catalog_path, dataset: str, cuts_config: dict, out) -> pd.DataFra
     return pool
 
 
-def write_split(experiment: str, exp_config: dict, datasets_config: dict, seed: int, out, *,
+def write_split(experiment: str, exp_config: dict, per_class: int | None, seed: int, out, *,
                 pool_path=None, parent_path=None) -> pd.DataFrame:
-    """Write one experiment's split table (catalogue columns + ``split``), checked."""
+    """Write one experiment's split table (catalogue columns + ``split``), checked. ``per_class``
+    is the size of the experiment's own dataset (unused by an experiment reusing another's)."""
     from .io import source_of, write_parquet_atomic
 
     if "dataset" in exp_config:
         source = source_of(pool_path)
-        per_class = datasets_config[exp_config["dataset"]]["per_class"]
         split = make_split(pd.read_parquet(pool_path), per_class, exp_config["ratios"], seed, experiment)
     else:
         source = source_of(parent_path)

@@ -16,14 +16,17 @@ fields are decoded at a time (bz2 decompression releases the GIL, so threads run
 Invalid stamps. A stamp whose Lanczos footprint leaves the frame is flagged ``flag_edge``; one
 with non-finite pixels inside the frame ``flag_nonfinite``. Policy ``drop`` marks them unusable;
 ``pad`` fills the missing or non-finite pixels with 0 (the sky-subtracted background level) and
-keeps them. Either way the index records the flags and the log counts them.
+keeps them. Either way the index records the flags and the log counts them. Objects of a field
+whose frames are missing are flagged ``flag_missing`` and never usable (:func:`cut_shard`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +35,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .bands import BANDS
 from .catalog import FIELD_KEYS
-from .frames import Frame, field_paths, read_frame
+from .frames import Frame, MissingFrame, field_paths, read_frame
 from .io import atomic_path, write_parquet_atomic
 
 log = logging.getLogger(__name__)
@@ -117,25 +120,59 @@ def plan_shards(objects: pd.DataFrame, n_shards: int) -> pd.DataFrame:
 
 
 class LocalFrames:
-    """Frames already on disk below a ``photoObj/frames`` root (synthetic survey or a mirror)."""
+    """Frames already on disk below a ``photoObj/frames`` root (synthetic survey or a mirror).
+    A field whose file is absent raises :class:`~sdssclr.frames.MissingFrame`."""
 
     def __init__(self, root):
         self.root = Path(root)
 
     def acquire(self, key: tuple) -> dict[str, Path]:
-        return field_paths(self.root, *key)
+        paths = field_paths(self.root, *key)
+        absent = [str(p) for p in paths.values() if not p.exists()]
+        if absent:
+            raise MissingFrame(f"frames absent from {self.root}: {', '.join(absent)}")
+        return paths
 
     def release(self, key: tuple) -> None:
         pass
 
+    def stop(self) -> None:
+        pass
+
+
+def part_path(parts_dir: Path, key: tuple) -> Path:
+    return Path(parts_dir) / ("field-" + "-".join(str(int(k)) for k in key) + ".npz")
+
+
+def remove_stale_temporaries(directory: Path, prefixes=None) -> int:
+    """Delete temporary files (``.NAME.*.tmp``, see :func:`sdssclr.io.atomic_path`) that a killed job
+    left in ``directory``, all of them or those of files named in ``prefixes``; returns the count."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return 0
+    n = 0
+    for tmp in directory.glob(".*.tmp"):
+        if prefixes is None or any(tmp.name.startswith(f".{p}.") for p in prefixes):
+            tmp.unlink(missing_ok=True)
+            n += 1
+    return n
+
 
 def cut_shard(objects: pd.DataFrame, frames, out_npy, out_index, *, size: int = 32,
-              policy: str = "drop", threads: int = 1, shard: int = 0,
+              policy: str = "drop", threads: int = 1, shard: int = 0, max_missing_fraction: float = 0.0,
               metadata: dict | None = None) -> pd.DataFrame:
     """Cut every object of ``objects`` (one shard of the plan) into ``out_npy``; index to Parquet.
 
-    ``frames`` provides ``acquire(key) -> {band: path or decoded Frame}`` and ``release(key)``
-    for a field key (rerun, run, camcol, field). Both outputs are written atomically.
+    ``frames`` provides ``acquire(key) -> {band: path or decoded Frame}``, ``release(key)`` and
+    ``stop()`` for a field key (rerun, run, camcol, field).
+
+    Resumable field by field: each cut field is written at once (atomically) to
+    ``<out_npy minus .npy>.parts/``; a rerun after a crash or ``kill -9`` cuts only the fields not
+    yet there, and the shard is assembled from the parts at the end (then the parts are removed).
+    A field whose frames are missing (HTTP 404, absent from the mirror) is recorded as such: its
+    objects are flagged ``flag_missing`` (never usable) and counted; the shard fails only when
+    missing fields exceed ``max_missing_fraction`` of its fields. Any other failure stops the
+    shard at once: queued fields are cancelled and no further download is started.
     """
     from tqdm import tqdm
 
@@ -143,44 +180,98 @@ def cut_shard(objects: pd.DataFrame, frames, out_npy, out_index, *, size: int = 
         raise ValueError(f"stamp policy must be one of {POLICIES}, got {policy!r}")
     objects = objects.sort_values([*FIELD_KEYS, "objID"]).reset_index(drop=True)
     groups = [(k, g.index.to_numpy()) for k, g in objects.groupby(list(FIELD_KEYS), sort=True)]
-    index = pd.DataFrame({"objID": objects["objID"].to_numpy(), "shard": shard,
-                          "offset": np.arange(len(objects), dtype=np.int64)})
-    flags = {"flag_edge": np.zeros(len(objects), bool), "flag_nonfinite": np.zeros(len(objects), bool)}
-    positions = {f"{a}_{b}": np.full(len(objects), np.nan) for b in BANDS for a in "xy"}
+    parts_dir = Path(out_npy).with_suffix(".parts")
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    stale = remove_stale_temporaries(parts_dir)
+    todo = [(k, rows) for k, rows in groups if not part_path(parts_dir, k).exists()]
+    log.info("shard %d: %d fields, %d already cut in an earlier attempt%s", shard, len(groups),
+             len(groups) - len(todo), f" ({stale} stale temporary files removed)" if stale else "")
+
+    failed = threading.Event()
 
     def work(item):
         key, rows = item
-        paths = frames.acquire(key)
+        if failed.is_set():
+            return None  # another field failed: the shard is stopping
+        sub = objects.iloc[rows]
         try:
-            field_frames = {b: p if isinstance(p, Frame) else read_frame(p, b) for b, p in paths.items()}
-            sub = objects.iloc[rows]
-            return rows, cut_field(field_frames, sub["ra"].to_numpy(), sub["dec"].to_numpy(), size)
-        finally:
-            frames.release(key)
+            paths = frames.acquire(key)
+        except MissingFrame as exc:
+            log.warning("field %s skipped: %s", key, exc)
+            part = {"missing": np.ones(len(rows), bool), "reason": np.array(str(exc))}
+        except BaseException:
+            failed.set()
+            frames.stop()  # no further download starts once one field failed
+            raise
+        else:
+            try:
+                field_frames = {b: p if isinstance(p, Frame) else read_frame(p, b, key) for b, p in paths.items()}
+                stamps, edge, nonfinite, pos = cut_field(field_frames, sub["ra"].to_numpy(), sub["dec"].to_numpy(),
+                                                         size)
+            finally:
+                frames.release(key)
+            bad = edge | nonfinite
+            stamps[bad] = np.nan_to_num(stamps[bad], nan=0.0, posinf=0.0, neginf=0.0)
+            part = {"stamps": stamps, "flag_edge": edge, "flag_nonfinite": nonfinite,
+                    "missing": np.zeros(len(rows), bool), **pos}
+        part["objID"] = sub["objID"].to_numpy()
+        with atomic_path(part_path(parts_dir, key)) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **part)  # through a handle: savez would append .npz to the temporary name
+        return key
 
-    shape = (len(objects), len(BANDS), size, size)
+    pool = ThreadPoolExecutor(max_workers=max(1, threads))
+    try:
+        futures = [pool.submit(work, item) for item in todo]
+        for fut in tqdm(as_completed(futures), total=len(futures), desc=f"shard {shard} fields", mininterval=5):
+            fut.result()
+    except BaseException:
+        frames.stop()  # no further download starts once one field failed
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    index = assemble_shard(objects, groups, parts_dir, out_npy, size, shard)
+    missing_fields = [k for k, rows in groups if index["flag_missing"].to_numpy()[rows].all()]
+    if len(missing_fields) > max_missing_fraction * len(groups):
+        raise MissingFrame(f"shard {shard}: the frames of {len(missing_fields)} of {len(groups)} fields are missing, "
+                           f"more than stamps.max_missing_fraction = {max_missing_fraction} allows: "
+                           f"{missing_fields[:10]}{' ...' if len(missing_fields) > 10 else ''} (see the log for the "
+                           f"URLs; delete {parts_dir} to try those fields again)")
+    bad = index["flag_edge"] | index["flag_nonfinite"]
+    index["usable"] = ~(bad | index["flag_missing"]) if policy == "drop" else ~index["flag_missing"]
+    log.info("shard %d: %d objects in %d fields; %d in %d fields with missing frames, %d leave the frame, "
+             "%d non-finite; policy %s: %d usable", shard, len(index), len(groups), index["flag_missing"].sum(),
+             len(missing_fields), index["flag_edge"].sum(), index["flag_nonfinite"].sum(), policy,
+             index["usable"].sum())
+    write_parquet_atomic(index, out_index, metadata)
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    return index
+
+
+def assemble_shard(objects: pd.DataFrame, groups, parts_dir: Path, out_npy, size: int, shard: int) -> pd.DataFrame:
+    """The shard's ``.npy`` (atomically) and its index, from the per-field parts."""
+    n = len(objects)
+    index = pd.DataFrame({"objID": objects["objID"].to_numpy(), "shard": shard,
+                          "offset": np.arange(n, dtype=np.int64)})
+    cols = {"flag_edge": np.zeros(n, bool), "flag_nonfinite": np.zeros(n, bool), "flag_missing": np.zeros(n, bool),
+            **{f"{a}_{b}": np.full(n, np.nan) for b in BANDS for a in "xy"}}
     with atomic_path(out_npy) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
-        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            for rows, (stamps, edge, nonfinite, pos) in tqdm(
-                    pool.map(work, groups), total=len(groups), desc=f"shard {shard} fields", mininterval=5):
-                bad = edge | nonfinite
-                stamps[bad] = np.nan_to_num(stamps[bad], nan=0.0, posinf=0.0, neginf=0.0)
-                out[rows] = stamps
-                flags["flag_edge"][rows] = edge
-                flags["flag_nonfinite"][rows] = nonfinite
-                for name, values in pos.items():
-                    positions[name][rows] = values
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, len(BANDS), size, size))
+        for key, rows in groups:
+            with np.load(part_path(parts_dir, key)) as part:
+                if not np.array_equal(part["objID"], objects["objID"].to_numpy()[rows]):
+                    raise RuntimeError(f"{part_path(parts_dir, key)} holds other objects than the plan's field {key}")
+                if part["missing"].all():
+                    out[rows] = 0.0
+                    cols["flag_missing"][rows] = True
+                    continue
+                out[rows] = part["stamps"]
+                for name in cols:
+                    if name in part.files:
+                        cols[name][rows] = part[name]
         out.flush()
         del out
-    for name, values in {**flags, **positions}.items():
+    for name, values in cols.items():
         index[name] = values
-    bad = index["flag_edge"] | index["flag_nonfinite"]
-    index["usable"] = ~bad if policy == "drop" else True
-    log.info("shard %d: %d objects in %d fields; %d leave the frame, %d non-finite; policy %s: "
-             "%d usable", shard, len(index), len(groups), index["flag_edge"].sum(),
-             index["flag_nonfinite"].sum(), policy, index["usable"].sum())
-    write_parquet_atomic(index, out_index, metadata)
     return index
 
 
@@ -219,13 +310,13 @@ def write_plan(split_paths, n_shards: int, out) -> pd.DataFrame:
 
 
 def run_shard(plan_path, shard: int, frames, out_npy, out_index, *, size: int, policy: str,
-              threads: int = 1) -> pd.DataFrame:
+              max_missing_fraction: float = 0.0, threads: int = 1) -> pd.DataFrame:
     from .io import source_of
 
     plan = pd.read_parquet(plan_path)
     objects = plan[plan["shard"] == shard]
-    index = cut_shard(objects, frames, out_npy, out_index, size=size, policy=policy,
-                      threads=threads, shard=shard, metadata={"source": source_of(plan_path)})
+    index = cut_shard(objects, frames, out_npy, out_index, size=size, policy=policy, threads=threads, shard=shard,
+                      max_missing_fraction=max_missing_fraction, metadata={"source": source_of(plan_path)})
     if hasattr(frames, "summary"):
         log.info("frames: %s", frames.summary())
     return index
@@ -238,7 +329,8 @@ def merge_index(shard_indexes, catalog_path, out) -> pd.DataFrame:
     index = pd.concat([pd.read_parquet(p) for p in shard_indexes], ignore_index=True)
     catalog = pd.read_parquet(catalog_path)
     merged = index.merge(catalog, on="objID", how="left", validate="one_to_one")
-    log.info("stamp index: %d objects, %d usable, %d leave the frame, %d non-finite", len(merged),
-             merged["usable"].sum(), merged["flag_edge"].sum(), merged["flag_nonfinite"].sum())
+    log.info("stamp index: %d objects, %d usable, %d leave the frame, %d non-finite, %d with missing frames",
+             len(merged), merged["usable"].sum(), merged["flag_edge"].sum(), merged["flag_nonfinite"].sum(),
+             merged["flag_missing"].sum())
     write_parquet_atomic(merged, out, {"source": source_of(catalog_path)})
     return merged

@@ -61,7 +61,7 @@ from astropy.io import fits
 from .bands import BANDS, EXTINCTION_COEFF, PIXEL_SCALE, asinh_mag, asinh_mag_err, mag_to_nmgy
 from .catalog import COLUMNS, CLASSES, FIELD_KEYS
 from .cuts import FLAGS_MUST_BE_CLEAR, FLAGS_MUST_BE_SET
-from .frames import field_paths, write_frame
+from .frames import FRAME_OFFSET, field_paths, write_frame
 from .io import write_parquet_atomic
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ def field_header(f: pd.Series, band: str, shape) -> fits.Header:
     h["CD2_1"], h["CD2_2"] = s * np.cos(theta), s * np.sin(theta)
     h["RADESYS"], h["EQUINOX"] = "ICRS", 2000.0
     h["FILTER"], h["RUN"], h["CAMCOL"] = band, int(f["run"]), int(f["camcol"])
-    h["FRAME"], h["RERUN"] = int(f["field"]), str(int(f["rerun"]))
+    h["FRAME"], h["RERUN"] = int(f["field"]) + FRAME_OFFSET[band], str(int(f["rerun"]))
     h["BUNIT"] = "nanomaggy"
     h["SURVEY"] = ("SYNTHETIC", "sdssclr synthetic survey: not real SDSS data")
     return h
@@ -309,42 +309,37 @@ def generate_catalog(n_objects: int, objects_per_field: int, frame_shape, seed: 
     return catalog, pd.DataFrame(truth), fields
 
 
-def _render_gaussians(image, x, y, flux, covs, weights):
-    """Add ``flux`` x sum_k weights[k] N(cov_k) centred at pixel (x, y) to ``image`` in place."""
+def _render_gaussians(image, x, y, flux, weights, covs):
+    """Add ``flux`` x sum_k weights[k] N(0, cov_k) centred at pixel (x, y) to ``image`` in place;
+    ``covs`` is (K, 3): the entries (xx, xy, yy) of each 2x2 covariance."""
     ny, nx = image.shape
-    big = max(np.sqrt(max(c[0, 0], c[1, 1])) for c in covs)
-    half = int(np.ceil(5 * big)) + 1
+    half = int(np.ceil(5 * np.sqrt(max(covs[:, 0].max(), covs[:, 2].max())))) + 1
     x0, x1 = max(int(np.floor(x)) - half, 0), min(int(np.floor(x)) + half + 1, nx)
     y0, y1 = max(int(np.floor(y)) - half, 0), min(int(np.floor(y)) + half + 1, ny)
     if x0 >= x1 or y0 >= y1:
         return
-    yy, xx = np.mgrid[y0:y1, x0:x1]
-    dx, dy = xx - x, yy - y
-    acc = np.zeros(dx.shape)
-    for w, c in zip(weights, covs):
-        inv = np.linalg.inv(c)
-        det = np.linalg.det(c)
-        q = inv[0, 0] * dx * dx + 2 * inv[0, 1] * dx * dy + inv[1, 1] * dy * dy
-        acc += w * np.exp(-0.5 * q) / (2 * np.pi * np.sqrt(det))
-    image[y0:y1, x0:x1] += flux * acc
+    dx = (np.arange(x0, x1) - x)[None, None, :]
+    dy = (np.arange(y0, y1) - y)[None, :, None]
+    a, b, d = (covs[:, k][:, None, None] for k in range(3))
+    det = a * d - b * b
+    q = (d * dx * dx - 2 * b * dx * dy + a * dy * dy) / det
+    image[y0:y1, x0:x1] += flux * np.sum(weights[:, None, None] * np.exp(-0.5 * q) / (2 * np.pi * np.sqrt(det)), 0)
 
 
 def _source_components(sigma_psf: float, r_e_px: float, q: float, pa: float):
-    """(weights, covariances) of a source: PSF double Gaussian convolved with its profile."""
-    psf = [(1 - PSF_WING_FRACTION, sigma_psf), (PSF_WING_FRACTION, PSF_WING_SCALE * sigma_psf)]
+    """(weights (K,), covariances (K, 3) as xx, xy, yy) of a source: the double-Gaussian PSF
+    convolved with its profile (a point, or the exponential's Gaussian mixture)."""
+    psf_w = np.array([1 - PSF_WING_FRACTION, PSF_WING_FRACTION])
+    psf_var = np.array([sigma_psf, PSF_WING_SCALE * sigma_psf]) ** 2
     if r_e_px <= 0:
-        return [w for w, _ in psf], [np.eye(2) * s**2 for _, s in psf]
+        return psf_w, np.stack([psf_var, np.zeros(2), psf_var], 1)
     mog_w, mog_s = exponential_mog()
-    rot = np.array([[np.cos(pa), -np.sin(pa)], [np.sin(pa), np.cos(pa)]])
-    weights, covs = [], []
-    for gw, gs in zip(mog_w, mog_s):
-        if gw <= 0:
-            continue
-        shape = rot @ np.diag([(gs * r_e_px) ** 2, (gs * r_e_px * q) ** 2]) @ rot.T
-        for pw, ps in psf:
-            weights.append(gw * pw)
-            covs.append(shape + np.eye(2) * ps**2)
-    return weights, covs
+    keep = mog_w > 0
+    major, minor = (mog_s[keep] * r_e_px) ** 2, (mog_s[keep] * r_e_px * q) ** 2
+    c, s = np.cos(pa), np.sin(pa)
+    shape = np.stack([major * c * c + minor * s * s, (major - minor) * c * s, major * s * s + minor * c * c], 1)
+    covs = shape[:, None, :] + np.stack([psf_var, np.zeros(2), psf_var], 1)[None, :, :]
+    return (mog_w[keep][:, None] * psf_w[None, :]).reshape(-1), covs.reshape(-1, 3)
 
 
 def render_field(args) -> list[str]:
@@ -368,20 +363,20 @@ def render_field(args) -> list[str]:
         sigma_psf = field["seeing_r"] * SEEING_SCALE[b] * FWHM_TO_SIGMA / PIXEL_SCALE
         image = np.zeros(frame_shape)
         xs, ys = wcs.all_world2pix(objects["ra"].to_numpy(), objects["dec"].to_numpy(), 0)
+        r_e, q, pa, flux = (objects[c].to_numpy() for c in ("r_e", "q", "pa", f"flux_{b}"))
         for k in range(len(objects)):
-            o = objects.iloc[k]
-            w, c = _source_components(sigma_psf, o["r_e"] / PIXEL_SCALE, o["q"], o["pa"])
-            _render_gaussians(image, xs[k], ys[k], o[f"flux_{b}"], c, w)
+            w, c = _source_components(sigma_psf, r_e[k] / PIXEL_SCALE, q[k], pa[k])
+            _render_gaussians(image, xs[k], ys[k], flux[k], w, c)
         bx, by = wcs.all_world2pix(bg_ra, bg_dec, 0)
         bg_flux = mag_to_nmgy(bg_mags[b] + EXTINCTION_COEFF[b] * field["ebv"])
         w, c = _source_components(sigma_psf, 0.0, 1.0, 0.0)
         for k in range(n_bg):
-            _render_gaussians(image, bx[k], by[k], bg_flux[k], c, w)
+            _render_gaussians(image, bx[k], by[k], bg_flux[k], w, c)
         sigma = sky_sigma_nmgy(b)
         calib = sigma / NOISE_DN * (1 + 0.02 * np.sin(np.linspace(0, np.pi, nx) + rng.uniform(0, 6)))
         sky_dn = NOISE_DN**2 * GAIN
         src_dn = image / calib[None, :]
-        noise_dn = rng.normal(0, 1, frame_shape) * np.sqrt(NOISE_DN**2 + np.clip(src_dn, 0, None) / GAIN)
+        noise_dn = rng.standard_normal(frame_shape, dtype=np.float32) * np.sqrt(NOISE_DN**2 + np.clip(src_dn, 0, None) / GAIN)
         counts = np.round(src_dn + noise_dn + sky_dn)
         frame = ((counts - sky_dn) * calib[None, :]).astype(np.float32)
         header = field_header(field, b, frame_shape)

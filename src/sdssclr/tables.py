@@ -1,9 +1,11 @@
-"""Results tables and figures assembled from the per-run ``metrics.json`` files.
+"""Results tables and figures assembled from the per-run ``metrics.json`` and ``predictions.parquet``.
 
-Every number in a table is computed here from the metrics files (mean and sample standard
-deviation, ddof=1, over seeds, in percent), except the reference rows of :mod:`sdssclr.published`,
-which are printed under their own names with their sources. A missing run is an error naming
-it, never a silent gap; a table mixing data sources is refused.
+Every number in a table is computed here from those files: mean and sample standard deviation
+(ddof=1) over seeds, in percent ("n/a" with one seed), and each row's accuracy difference to the
+baseline (MargNet) with a paired bootstrap interval over the shared test objects, pooled over
+seeds (:func:`sdssclr.evaluate.paired_bootstrap`). The reference rows of :mod:`sdssclr.published`
+are printed under their own names with their sources. A missing run is an error naming it, never
+a silent gap; a table mixing data sources is refused.
 """
 
 from __future__ import annotations
@@ -16,13 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .evaluate import METRICS
+from .evaluate import METRICS, paired_bootstrap
 from .io import atomic_path, write_text_atomic
 from .published import PUBLISHED, source_of
+from .registry import LABELS, row_names
 
 log = logging.getLogger(__name__)
-MODEL_LABELS = {"margnet": "MargNet (ours)", "simclr": "SimCLR fine-tuned + features",
-                "simclr-linear": "SimCLR linear probe + features"}
 
 
 class MissingRunError(FileNotFoundError):
@@ -30,15 +31,19 @@ class MissingRunError(FileNotFoundError):
 
 
 def collect(paths) -> pd.DataFrame:
+    """One row per run and table row: a run's model, then each of its components (same run)."""
     rows, missing = [], []
     for p in map(Path, paths):
         if not p.exists():
             missing.append(str(p))
             continue
         m = json.loads(p.read_text())
-        rows.append({k: m[k] for k in ("experiment", "task", "model", "seed", "source", *METRICS)}
-                    | {"n_test": m["n_test"], "n_train": m.get("n_train"), "label_fraction": m.get("label_fraction", 1.0),
-                       "confusion_matrix": m["confusion_matrix"], "class_names": m["class_names"]})
+        common = {k: m[k] for k in ("experiment", "task", "seed", "source")} | {
+            "n_train": m.get("n_train"), "n_val": m.get("n_val"), "label_fraction": m.get("label_fraction", 1.0),
+            "run": str(p.parent)}
+        for name, part in {m["model"]: m, **m.get("components", {})}.items():
+            rows.append(common | {"model": name, "n_test": part["n_test"], "confusion_matrix": part["confusion_matrix"],
+                                  "class_names": part["class_names"]} | {k: part[k] for k in METRICS})
     if missing:
         raise MissingRunError("missing run results:\n  " + "\n  ".join(missing))
     return pd.DataFrame(rows)
@@ -67,8 +72,18 @@ def summarise(df: pd.DataFrame, by=("experiment", "task", "model")) -> pd.DataFr
 
 
 def fmt(mean, std) -> str:
-    std = 0.0 if np.isnan(std) else std
-    return f"{100 * mean:.1f} ± {100 * std:.1f}"
+    """``mean ± std`` in percent; the spread of a single run is not known: ``± n/a``."""
+    spread = "n/a" if np.isnan(std) else f"{100 * std:.1f}"
+    return f"{100 * mean:.1f} ± {spread}"
+
+
+def fmt_diff(diff: tuple[float, float, float] | None) -> str:
+    """``+1.2 [-0.3, +2.7]`` in percentage points, with ``*`` when the interval excludes zero."""
+    if diff is None:
+        return ""
+    d, lo, hi = (100 * v for v in diff)
+    mark = " *" if lo > 0 or hi < 0 else ""
+    return f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]{mark}"
 
 
 def header(source: str, seeds, title: str) -> list[str]:
@@ -78,23 +93,62 @@ def header(source: str, seeds, title: str) -> list[str]:
         lines += ["> **SYNTHETIC SURVEY, NOT SDSS DATA.** These numbers come from the workflow's embedded offline",
                   "> synthetic survey (a demo and a software test). They say nothing about SDSS; do not quote",
                   "> them as survey results.", ""]
+    spread = ("mean ± sample standard deviation over seeds" if len(seeds) > 1
+              else "one seed, so no spread over seeds (n/a)")
     lines += [f"- Data source: **{'synthetic survey (sdssclr)' if source == 'synthetic' else source}**",
-              f"- Seeds: {len(seeds)} ({', '.join(map(str, seeds))}); mean ± sample standard deviation over seeds, in %",
+              f"- Seeds: {len(seeds)} ({', '.join(map(str, seeds))}); {spread}, in %. The spread covers training "
+              "randomness only: the samples and splits are fixed by `split_seed`.",
               f"- Generated: {today}",
               "- Metrics: accuracy, precision and recall macro-averaged over classes (scikit-learn `average=\"macro\"`)", ""]
     return lines
 
 
-def result_rows(summary: pd.DataFrame, experiments, tasks, models) -> list[str]:
-    lines = ["| Exp | Task | Model | Accuracy | Precision | Recall | Seeds |", "|---|---|---|---|---|---|---|"]
+def comparison_note(comparison: dict) -> list[str]:
+    return [f"\"vs {LABELS[comparison['baseline']]}\": accuracy difference to it in percentage points, pooled over "
+            f"seeds, with its {100 * comparison['level']:.0f}% interval from a paired bootstrap over the shared test "
+            f"objects ({comparison['resamples']} resamples, seed {comparison['seed']}); * marks an interval that "
+            "excludes zero.", ""]
+
+
+def paired_difference(df: pd.DataFrame, row: str, baseline: str, comparison: dict) -> tuple[float, float, float]:
+    """Accuracy difference of table row ``row`` to ``baseline`` over the runs in ``df`` (one
+    experiment x task [x label budget]): the same seeds and the same test objects, matched by objID."""
+    from .supervised import read_predictions
+
+    correct = {}
+    for name in (row, baseline):
+        runs = df[df["model"] == name].sort_values("seed")
+        per_seed = []
+        for _, r in runs.iterrows():
+            classes = r["class_names"]
+            objid, truth, pred = read_predictions(Path(r["run"]) / "predictions.parquet", name, classes)
+            order = np.argsort(objid)
+            per_seed.append((objid[order], truth[order] == pred[order]))
+        correct[name] = (list(runs["seed"]), per_seed)
+    (seeds_a, a), (seeds_b, b) = correct[row], correct[baseline]
+    if seeds_a != seeds_b:
+        raise MissingRunError(f"{row} and {baseline} were not run with the same seeds ({seeds_a} vs {seeds_b})")
+    for (ia, _), (ib, _) in zip(a, b):
+        if not np.array_equal(ia, ib):
+            raise ValueError(f"{row} and {baseline} were not evaluated on the same test objects")
+    return paired_bootstrap(np.stack([c for _, c in a]), np.stack([c for _, c in b]), resamples=comparison["resamples"],
+                            seed=comparison["seed"], level=comparison["level"])
+
+
+def result_rows(df: pd.DataFrame, summary: pd.DataFrame, experiments, tasks, models, comparison) -> list[str]:
+    base = comparison["baseline"]
+    lines = [f"| Exp | Task | Model | Accuracy | Precision | Recall | vs {LABELS[base]} | Seeds |",
+             "|---|---|---|---|---|---|---|---|"]
     s = summary.set_index(["experiment", "task", "model"])
     for e in experiments:
         for t in tasks:
-            for m in models:
+            runs = df[(df["experiment"] == e) & (df["task"] == t)]
+            for m in row_names(models):
                 r = s.loc[(e, t, m)]
-                lines.append(f"| {e} | {t} | {MODEL_LABELS.get(m, m)} | {fmt(r.accuracy_mean, r.accuracy_std)} | "
+                diff = None if m == base else paired_difference(runs, m, base, comparison)
+                lines.append(f"| {e} | {t} | {LABELS[m]} | {fmt(r.accuracy_mean, r.accuracy_std)} | "
                              f"{fmt(r.precision_mean, r.precision_std)} | {fmt(r.recall_mean, r.recall_std)} | "
-                             f"{int(r.accuracy_count)} |")
+                             f"{fmt_diff(diff)} | {int(r.accuracy_count)} |")
     return lines
 
 
@@ -107,15 +161,30 @@ def published_rows(experiments, tasks) -> list[str]:
     return lines
 
 
-def write_results_table(metric_paths, out, *, experiments, tasks, models, seeds, title) -> pd.DataFrame:
+#: What a reader must know about how the models of this workflow differ from their sources.
+DEPARTURES = [
+    "MargNet follows the released graph and schedules (sidchaini/MargNet) with three departures: the 24 features "
+    "are mapped to a normal distribution by their training quantiles (the release fed them raw), the stamps are "
+    "arcsinh-scaled per band with training statistics (the release fed raw fluxes), and the fusion head keeps "
+    "part of the validation split aside for its early stopping (the release kept the lowest training loss). "
+    "Its ANN and CNN rows are the fused model's own members, from the same runs.",
+    "The tree, MargNet's ANN and every model with features see the same 24 features; the SimCLR and MargFormer "
+    "models also see the stamps (centred crop), like MargNet's CNN. `margformer` is `simclr-margformer`'s network "
+    "from random initialisation: the difference between the two rows is what pretraining adds.",
+]
+
+
+def write_results_table(metric_paths, out, *, experiments, tasks, models, seeds, title, comparison) -> pd.DataFrame:
     df = collect(metric_paths)
     check_complete(df, experiments, tasks, models, seeds)
     source = single_source(df)
     summary = summarise(df)
     lines = header(source, seeds, title)
-    lines += ["## This workflow", ""] + result_rows(summary, experiments, tasks, models)
-    lines += ["", "Experiment 3 evaluates the experiment-1 models on faint+compact test objects none of which is in",
+    lines += ["## This workflow", ""] + result_rows(df, summary, experiments, tasks, models, comparison)
+    lines += [""] + comparison_note(comparison)
+    lines += ["Experiment 3 evaluates the experiment-1 models on faint+compact test objects none of which is in",
               "experiment 1's train or validation split (no retraining).", ""]
+    lines += [f"- {d}" for d in DEPARTURES] + [""]
     lines += ["## Published reference rows (SDSS DR16; not produced by this workflow)", ""]
     lines += published_rows(experiments, tasks) + [""]
     write_text_atomic(out, "\n".join(lines))
@@ -140,39 +209,70 @@ def _save_png(fig, path, dpi: int) -> None:
     _pyplot().close(fig)
 
 
-def write_label_efficiency(metric_paths, out_md, out_png, *, models, fractions, seeds, task) -> pd.DataFrame:
+def write_label_efficiency(metric_paths, out_md, out_png, *, models, fractions, seeds, task, comparison) -> pd.DataFrame:
+    """Accuracy against the labels used (training + validation) on experiment 1, each model with
+    its paired interval against the baseline at the same label budget."""
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     plt = _pyplot()
     df = collect(metric_paths)
     source = single_source(df)
-    have = set(zip(df["model"], df["label_fraction"].round(6), df["seed"]))
-    want = {(m, round(f, 6), s) for m in models for f in fractions for s in seeds}
+    base = comparison["baseline"]
+    rows = row_names(models)
+    df = df[df["model"].isin(rows)]
+    df["label_fraction"] = df["label_fraction"].round(6)
+    have = set(zip(df["model"], df["label_fraction"], df["seed"]))
+    want = {(m, round(f, 6), s) for m in rows for f in fractions for s in seeds}
     if want - have:
         raise MissingRunError("label-efficiency runs missing: " + ", ".join(f"{m}/frac{f}/seed{s}" for m, f, s in sorted(want - have)))
+    df["n_labels"] = df["n_train"] + df["n_val"]
     g = df.groupby(["model", "label_fraction"])
-    summ = g.agg(n_train=("n_train", "mean"), acc=("accuracy", "mean"), acc_std=("accuracy", "std"),
-                 runs=("accuracy", "count")).reset_index()
+    summ = g.agg(n_labels=("n_labels", "mean"), n_train=("n_train", "mean"), acc=("accuracy", "mean"),
+                 acc_std=("accuracy", "std"), runs=("accuracy", "count")).reset_index()
+    diffs = {}
+    for f in fractions:
+        runs = df[np.isclose(df["label_fraction"], f)]
+        for m in rows:
+            diffs[(m, round(f, 6))] = None if m == base else paired_difference(runs, m, base, comparison)
+    summ["diff"] = [diffs[(m, f)] for m, f in zip(summ["model"], summ["label_fraction"])]
+
     lines = header(source, seeds, f"Label efficiency on experiment 1, task {task}")
-    lines += ["| Model | Label fraction | Labelled training objects | Accuracy | Seeds |", "|---|---|---|---|---|"]
-    for m in models:
+    lines += ["Each budget keeps the same fraction of the training *and* the validation labels (stratified, at "
+              "least one training object and a floor of validation objects per class), so the label count is "
+              "every label a model used: fitting, early stopping, the probe's C and MargNet's fusion head.", ""]
+    lines += [f"| Model | Label fraction | Labels used (train + val) | Accuracy | vs {LABELS[base]} | Seeds |",
+              "|---|---|---|---|---|---|"]
+    for m in rows:
         for f in sorted(fractions):
             r = summ[(summ["model"] == m) & np.isclose(summ["label_fraction"], f)].iloc[0]
-            lines.append(f"| {MODEL_LABELS.get(m, m)} | {f:g} | {r.n_train:.0f} | {fmt(r.acc, r.acc_std)} | {int(r.runs)} |")
-    write_text_atomic(out_md, "\n".join(lines + [""]))
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for m in models:
-        s = summ[summ["model"] == m].sort_values("n_train")
-        ax.errorbar(s["n_train"], 100 * s["acc"], yerr=100 * s["acc_std"].fillna(0), marker="o", capsize=3,
-                    label=MODEL_LABELS.get(m, m))
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(ScalarFormatter())
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xticks(sorted(set(summ["n_train"].round().astype(int))))
-    ax.set_xlabel("labelled training objects")
-    ax.set_ylabel(f"{task} test accuracy (%)")
-    ax.set_title(f"exp1 {task}, {'SYNTHETIC survey' if source == 'synthetic' else source}")
-    ax.legend(fontsize=8)
+            lines.append(f"| {LABELS[m]} | {f:g} | {r.n_labels:.0f} | {fmt(r.acc, r.acc_std)} | {fmt_diff(r['diff'])} | "
+                         f"{int(r.runs)} |")
+    lines += [""] + comparison_note(comparison)
+    write_text_atomic(out_md, "\n".join(lines))
+
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for m in rows:
+        s = summ[summ["model"] == m].sort_values("n_labels")
+        ax.errorbar(s["n_labels"], 100 * s["acc"], yerr=100 * s["acc_std"].fillna(0), marker="o", capsize=3,
+                    label=LABELS[m])
+        if m != base:
+            d = np.array([list(v) for v in s["diff"]]) * 100
+            bx.errorbar(s["n_labels"], d[:, 0], yerr=[d[:, 0] - d[:, 1], d[:, 2] - d[:, 0]], marker="o", capsize=3,
+                        label=LABELS[m])
+    bx.axhline(0, color="grey", lw=0.8)
+    ticks = sorted(set(summ["n_labels"].round().astype(int)))
+    for a in (ax, bx):
+        a.set_xscale("log")
+        a.xaxis.set_major_formatter(ScalarFormatter())
+        a.xaxis.set_minor_formatter(NullFormatter())
+        a.set_xticks(ticks)
+        a.set_xlabel("labels used (training + validation)")
+    ax.set_ylabel(f"{task} test accuracy (%); bars: std over seeds")
+    bx.set_ylabel(f"accuracy - {LABELS[base]} (points); bars: {100 * comparison['level']:.0f}% paired CI")
+    where = "SYNTHETIC survey" if source == "synthetic" else source
+    ax.set_title(f"exp1 {task}, {where}", fontsize=9)
+    bx.set_title(f"difference to {LABELS[base]} at the same budget", fontsize=9)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     _save_png(fig, out_png, dpi=120)
     return summ
@@ -182,6 +282,7 @@ def write_confusion_plot(metric_paths, out_png, *, experiment, task, models) -> 
     plt = _pyplot()
     df = collect(metric_paths)
     source = single_source(df)
+    models = row_names(models)
     fig, axes = plt.subplots(1, len(models), figsize=(3.6 * len(models), 3.4), squeeze=False)
     for ax, m in zip(axes[0], models):
         sub = df[df["model"] == m]
@@ -199,7 +300,7 @@ def write_confusion_plot(metric_paths, out_png, *, experiment, task, models) -> 
         ax.set_yticks(range(len(names)), names, fontsize=8)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
-        ax.set_title(f"{MODEL_LABELS.get(m, m)}\n({len(sub)} seeds summed)", fontsize=8)
+        ax.set_title(f"{LABELS[m]}\n({len(sub)} seeds summed)", fontsize=8)
     fig.suptitle(f"{experiment} {task}: {'SYNTHETIC survey' if source == 'synthetic' else source}", fontsize=9)
     fig.tight_layout()
     _save_png(fig, out_png, dpi=110)

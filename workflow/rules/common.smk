@@ -1,6 +1,8 @@
 from pathlib import Path
 
-from sdssclr.config import validate
+from sdssclr.registry import MODELS as REGISTERED_MODELS, spec
+from sdssclr.registry import model_config as registry_model_config
+from sdssclr.config import scientific, validate
 from sdssclr.workflow import export_package_path
 
 # A bad config stops here, before any job is scheduled, with the offending key named.
@@ -21,7 +23,7 @@ wildcard_constraints:
     shard=r"\d{4}",
     seed=r"\d+",
     task="SG|SGQ",
-    model="margnet|simclr-linear|simclr",
+    model="|".join(sorted(REGISTERED_MODELS, key=len, reverse=True)),
     frac=r"[0-9.]+",
 
 
@@ -65,6 +67,12 @@ def split_inputs(wildcards):
     }
 
 
+def split_per_class(wildcards):
+    """Objects per class of the experiment's own dataset (none for an experiment reusing another's)."""
+    exp = config["experiments"][wildcards.experiment]
+    return config["datasets"][exp["dataset"]]["per_class"] if "dataset" in exp else None
+
+
 def pretrain_datasets():
     """Datasets that some experiment trains on (exp3 reuses exp1's, so no pretraining of its own)."""
     return sorted(
@@ -96,21 +104,34 @@ def dataset_of(experiment):
     return exp["dataset"] if "dataset" in exp else dataset_of(exp["train_from"])
 
 
-def pretrained(experiment, seed):
-    d = f"results/pretrain/{dataset_of(experiment)}/seed{seed}"
-    return {"encoder": f"{d}/encoder.pt", "embeddings": f"{d}/embeddings.parquet"}
+def pretrain_science():
+    """The pretraining keys that decide what is computed (operational ones are read by the script)."""
+    return scientific(config, "pretrain")
+
+
+def encoder_path(experiment, seed):
+    return f"results/pretrain/{dataset_of(experiment)}/seed{seed}/encoder.pt"
 
 
 def train_inputs(wildcards):
-    """A training run reads its split and the stamps, and SimCLR models their pretrained encoder."""
+    """A training run reads its split and the stamps; pretrained models also their encoder."""
     experiment = getattr(wildcards, "experiment", "exp1")
     inputs = {
         "split": f"results/splits/{experiment}.parquet",
         "index": "results/stamps/index.parquet",
     }
-    if wildcards.model != "margnet":
-        inputs.update(pretrained(experiment, wildcards.seed))
+    if spec(wildcards.model).pretrained:
+        inputs["encoder"] = encoder_path(experiment, wildcards.seed)
     return inputs
+
+
+def model_config(wildcards):
+    """The only config keys one model's training run reads (sdssclr.registry.model_config)."""
+    return registry_model_config(config, wildcards.model)
+
+
+def model_gpus(wildcards):
+    return int(spec(wildcards.model).uses_gpu)
 
 
 def transfer_inputs(wildcards):
@@ -123,31 +144,36 @@ def transfer_inputs(wildcards):
         "model": f"{run}/model.pt",
         "split": f"results/splits/{wildcards.experiment}.parquet",
         "index": "results/stamps/index.parquet",
-        "embeddings": pretrained(parent, wildcards.seed)["embeddings"],
     }
 
 
-def run_metrics(experiments, tasks=None, models=None, seeds=None):
+def run_files(name, experiments, tasks=None, models=None, seeds=None):
+    """``name`` (metrics.json, predictions.parquet) of every run of the given experiments."""
     return expand(
-        "results/runs/{experiment}/{task}/{model}/seed{seed}/metrics.json",
+        "results/runs/{experiment}/{task}/{model}/seed{seed}/{name}",
         experiment=experiments,
         task=tasks or TASKS,
         model=models or MODELS,
         seed=seeds or SEEDS,
+        name=name,
     )
 
 
-def label_efficiency_metrics():
+def run_metrics(experiments, tasks=None, models=None, seeds=None):
+    return run_files("metrics.json", experiments, tasks, models, seeds)
+
+
+def label_efficiency_files(name="metrics.json"):
     """Fraction 1.0 is the Table 1 run of exp1 itself; smaller fractions are runs of their own."""
     paths = []
     for frac in LE["fractions"]:
         for model in LE["models"]:
             for seed in SEEDS:
                 if frac >= 1.0:
-                    paths += run_metrics(["exp1"], [LE["task"]], [model], [seed])
+                    paths += run_files(name, ["exp1"], [LE["task"]], [model], [seed])
                 else:
                     paths.append(
-                        f"results/label_efficiency/{LE['task']}/{model}/frac{frac:g}/seed{seed}/metrics.json"
+                        f"results/label_efficiency/{LE['task']}/{model}/frac{frac:g}/seed{seed}/{name}"
                     )
     return paths
 

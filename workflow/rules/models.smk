@@ -5,6 +5,7 @@ rule train:
     output:
         model="results/runs/{experiment}/{task}/{model}/seed{seed}/model.pt",
         metrics="results/runs/{experiment}/{task}/{model}/seed{seed}/metrics.json",
+        predictions="results/runs/{experiment}/{task}/{model}/seed{seed}/predictions.parquet",
     log:
         "results/logs/train_{experiment}_{task}_{model}_seed{seed}.log",
     benchmark:
@@ -15,12 +16,13 @@ rule train:
         "../../envs/torch.yaml"
     threads: 4
     resources:
-        gpu=lambda wc: 0 if wc.model == "simclr-linear" else 1,
+        gpu=model_gpus,
         mem_mb=32000,
         runtime=720,
     params:
-        cfg=config["classifiers"],
+        cfg=model_config,
         fraction=1.0,
+        min_val_per_class=1,
     script:
         "../scripts/train.py"
 
@@ -31,6 +33,7 @@ rule transfer:
         unpack(transfer_inputs),
     output:
         metrics="results/runs/{experiment}/{task}/{model}/seed{seed}/metrics.json",
+        predictions="results/runs/{experiment}/{task}/{model}/seed{seed}/predictions.parquet",
     log:
         "results/logs/transfer_{experiment}_{task}_{model}_seed{seed}.log",
     wildcard_constraints:
@@ -52,6 +55,7 @@ rule label_efficiency_run:
     output:
         model="results/label_efficiency/{task}/{model}/frac{frac}/seed{seed}/model.pt",
         metrics="results/label_efficiency/{task}/{model}/frac{frac}/seed{seed}/metrics.json",
+        predictions="results/label_efficiency/{task}/{model}/frac{frac}/seed{seed}/predictions.parquet",
     log:
         "results/logs/label_efficiency_{task}_{model}_frac{frac}_seed{seed}.log",
     benchmark:
@@ -60,11 +64,12 @@ rule label_efficiency_run:
         "../../envs/torch.yaml"
     threads: 4
     resources:
-        gpu=lambda wc: 0 if wc.model == "simclr-linear" else 1,
+        gpu=model_gpus,
         mem_mb=32000,
         runtime=720,
     params:
-        cfg=config["classifiers"],
+        cfg=model_config,
         fraction=lambda wc: float(wc.frac),
+        min_val_per_class=LE["min_val_per_class"],
     script:
         "../scripts/train.py"

@@ -19,6 +19,6 @@ rule pretrain:
         mem_mb=32000,
         runtime=1440,
     params:
-        cfg=config["pretrain"],
+        cfg=pretrain_science(),
     script:
         "../scripts/pretrain.py"

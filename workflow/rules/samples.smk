@@ -30,7 +30,7 @@ rule split:
         mem_mb=8000,
     params:
         experiment=lambda wc: config["experiments"][wc.experiment],
-        datasets=config["datasets"],
+        per_class=split_per_class,
         seed=config["split_seed"],
     script:
         "../scripts/split.py"

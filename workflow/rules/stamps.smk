@@ -36,7 +36,9 @@ rule stamp_shard:
     params:
         size=config["stamps"]["size"],
         policy=config["stamps"]["policy"],
-        survey=config["survey"],
+        max_missing_fraction=config["stamps"]["max_missing_fraction"],
+        source=SOURCE,
+        data_release=config["survey"]["data_release"],
         synthetic_root=frames_root(),
     script:
         "../scripts/stamp_shard.py"

@@ -35,7 +35,7 @@ else:
         conda:
             "../../envs/data.yaml"
         params:
-            survey=config["survey"],
+            data_release=config["survey"]["data_release"],
             cuts=config["cuts"],
         script:
             "../scripts/sdss_catalog.py"

@@ -1,7 +1,8 @@
 rule table1:
     """Table 1: every experiment x task x model, mean +- std over seeds, with published reference rows."""
     input:
-        run_metrics(EXPERIMENTS),
+        metrics=run_metrics(EXPERIMENTS),
+        predictions=run_files("predictions.parquet", EXPERIMENTS),
     output:
         "results/table1.md",
     log:
@@ -14,6 +15,7 @@ rule table1:
         models=MODELS,
         seeds=SEEDS,
         title="Table 1: MargNet vs SimCLR on compact and faint SDSS sources",
+        comparison=config["comparison"],
     script:
         "../scripts/table.py"
 
@@ -21,7 +23,8 @@ rule table1:
 rule experiment_table:
     """One experiment's rows alone (rerun one experiment with this target)."""
     input:
-        lambda wc: run_metrics([wc.experiment]),
+        metrics=lambda wc: run_metrics([wc.experiment]),
+        predictions=lambda wc: run_files("predictions.parquet", [wc.experiment]),
     output:
         "results/experiments/{experiment}.md",
     log:
@@ -34,6 +37,7 @@ rule experiment_table:
         models=MODELS,
         seeds=SEEDS,
         title=lambda wc: f"Experiment {wc.experiment}: MargNet vs SimCLR",
+        comparison=config["comparison"],
     script:
         "../scripts/table.py"
 
@@ -41,7 +45,8 @@ rule experiment_table:
 rule label_efficiency:
     """Accuracy against the number of labelled training objects (exp1)."""
     input:
-        label_efficiency_metrics(),
+        metrics=label_efficiency_files(),
+        predictions=label_efficiency_files("predictions.parquet"),
     output:
         table="results/label_efficiency.md",
         plot="results/label_efficiency.png",
@@ -52,6 +57,7 @@ rule label_efficiency:
     params:
         le=LE,
         seeds=SEEDS,
+        comparison=config["comparison"],
     script:
         "../scripts/label_efficiency.py"
 

@@ -1,7 +1,7 @@
 """Adapter: rule pretrain -> sdssclr.pretrain.run (torchrun when the job has several GPUs)."""
 
 from sdssclr.io import log_to
-from sdssclr.pretrain import run
+from sdssclr.pretrain import OPERATIONAL_KEYS, run
 
 with log_to(snakemake.log[0]):
     run(
@@ -11,7 +11,9 @@ with log_to(snakemake.log[0]):
             out_encoder=snakemake.output.encoder,
             out_curve=snakemake.output.curve,
             out_embeddings=snakemake.output.embeddings,
-            cfg=snakemake.params.cfg,
+            # device, batch size of the embedding pass, GPUs and checkpoint interval are operational:
+            # from the config, not params, so that changing them never reruns pretraining
+            cfg=snakemake.params.cfg | {k: snakemake.config["pretrain"][k] for k in OPERATIONAL_KEYS},
             seed=int(snakemake.wildcards.seed),
             threads=snakemake.threads,
         ),

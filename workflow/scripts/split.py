@@ -7,7 +7,7 @@ with log_to(snakemake.log[0]):
     write_split(
         snakemake.wildcards.experiment,
         snakemake.params.experiment,
-        snakemake.params.datasets,
+        snakemake.params.per_class,
         snakemake.params.seed,
         snakemake.output[0],
         pool_path=snakemake.input.pool,

@@ -1,17 +1,22 @@
-"""Adapter: rule stamp_shard -> sdssclr.stamps.run_shard."""
+"""Adapter: rule stamp_shard -> sdssclr.stamps.run_shard (frames from sdssclr.sdss.frame_source)."""
 
 from sdssclr.io import log_to
 from sdssclr.sdss import frame_source
 from sdssclr.stamps import run_shard
 
 with log_to(snakemake.log[0]):
+    # where and how frames are fetched (mirror, archive URL, timeouts, parallelism, kept files) is
+    # operational: read from the config, not from params, so that changing it never reruns a shard
+    survey = dict(snakemake.config["survey"], source=snakemake.params.source,
+                  data_release=snakemake.params.data_release)
     run_shard(
         snakemake.input.plan,
         int(snakemake.wildcards.shard),
-        frame_source(snakemake.params.survey, snakemake.params.synthetic_root),
+        frame_source(survey, snakemake.params.synthetic_root),
         snakemake.output.stamps,
         snakemake.output.index,
         size=snakemake.params.size,
         policy=snakemake.params.policy,
+        max_missing_fraction=snakemake.params.max_missing_fraction,
         threads=snakemake.threads,
     )

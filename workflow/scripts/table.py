@@ -5,11 +5,12 @@ from sdssclr.tables import write_results_table
 
 with log_to(snakemake.log[0]):
     write_results_table(
-        snakemake.input,
+        snakemake.input.metrics,
         snakemake.output[0],
         experiments=snakemake.params.experiments,
         tasks=snakemake.params.tasks,
         models=snakemake.params.models,
         seeds=snakemake.params.seeds,
         title=snakemake.params.title,
+        comparison=snakemake.params.comparison,
     )

@@ -13,9 +13,12 @@ with log_to(snakemake.log[0]):
         snakemake.params.cfg,
         snakemake.output.model,
         snakemake.output.metrics,
+        snakemake.output.predictions,
         encoder_path=snakemake.input.get("encoder"),
-        embeddings_path=snakemake.input.get("embeddings"),
         fraction=snakemake.params.fraction,
+        min_val_per_class=snakemake.params.min_val_per_class,
         experiment=snakemake.wildcards.get("experiment", "exp1"),
+        # operational, read from the config rather than params so that it never triggers a rerun
+        device=snakemake.config["classifiers"]["device"],
         threads=snakemake.threads,
     )

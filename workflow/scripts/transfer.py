@@ -9,7 +9,7 @@ with log_to(snakemake.log[0]):
         snakemake.input.split,
         snakemake.input.index,
         snakemake.output.metrics,
-        embeddings_path=snakemake.input.embeddings,
-        model_name=snakemake.wildcards.model,
+        snakemake.output.predictions,
         experiment=snakemake.wildcards.experiment,
+        device=snakemake.config["classifiers"]["device"],
     )
