@@ -50,7 +50,7 @@ def test_data_half_runs_and_is_consistent(data_half):
     fit = set(exp1.loc[exp1["split"] != "test", "objID"])
     assert not fit & set(exp3.loc[exp3["split"] == "test", "objID"])
     splits = set(pd.concat([pd.read_parquet(data_half / "splits" / f"exp{k}.parquet") for k in (1, 2, 3)])["objID"])
-    assert splits == set(index["objID"])
+    assert splits == set(index.loc[index["labelled"], "objID"])  # and the unlabelled objects of their fields
     for log in ["pool_compact", "split_exp3", "stamp_shard_0000"]:
         assert (data_half / "logs" / f"{log}.log").stat().st_size > 0
 

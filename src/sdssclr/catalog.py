@@ -73,6 +73,9 @@ COLUMNS: tuple[Column, ...] = (
 )
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c.alias for c in COLUMNS)
+#: The photometric columns (PhotoObj): what the unlabelled objects' catalogue holds.
+PHOTO_COLUMNS: tuple[Column, ...] = tuple(c for c in COLUMNS if c.table == "p")
+PHOTO_COLUMN_NAMES: tuple[str, ...] = tuple(c.alias for c in PHOTO_COLUMNS)
 BY_ALIAS: dict[str, Column] = {c.alias: c for c in COLUMNS}
 FIELD_KEYS: tuple[str, ...] = ("rerun", "run", "camcol", "field")
 #: Columns holding 64-bit identifiers (read as text from CSV so that nothing rounds them).

@@ -290,15 +290,22 @@ def guards() -> list[Cut]:
     return out
 
 
-def quality_cuts(err_ratio_max: float = 0.1, psfmagerr_r_max: float = 0.2) -> list[Cut]:
-    """Spectroscopic, photometric and r-band flag conditions shared by both datasets."""
-    cuts = [
+def spectroscopic_cuts() -> list[Cut]:
+    """The conditions on the spectrum (SpecObj): a good redshift of a science target."""
+    return [
         Cut("z_positive", col("redshift") > 0, "s.z > 0"),
         Cut("zerr", col("zErr") < 0.1, "s.zErr < 0.1"),
         Cut("zwarning", col("zWarning").eq(0), "no redshift warning"),
         Cut("science_primary", col("sciencePrimary").eq(1), "best spectrum of the object"),
         Cut("target_science", col("targetType").eq("SCIENCE"), "science target"),
         Cut("flux_obj", col("bestObjID").eq(col("fluxObjID")), "bestObjID = fluxObjID"),
+    ]
+
+
+def photometric_cuts(err_ratio_max: float = 0.1, psfmagerr_r_max: float = 0.2) -> list[Cut]:
+    """The conditions on the photometry (PhotoObj): clean primary photometry, the guards, the
+    magnitude errors and the r-band flags. They alone select the unlabelled sample."""
+    cuts = [
         Cut("clean", col("clean").eq(1), "clean photometry"),
         Cut("primary_mode", col("mode").eq(1), "primary photometric object"),
         Cut("outside_mask", col("insideMask").eq(0), "not inside a mask"),
@@ -320,6 +327,11 @@ def quality_cuts(err_ratio_max: float = 0.1, psfmagerr_r_max: float = 0.2) -> li
     return cuts
 
 
+def quality_cuts(err_ratio_max: float = 0.1, psfmagerr_r_max: float = 0.2) -> list[Cut]:
+    """Spectroscopic, photometric and r-band flag conditions shared by both datasets."""
+    return spectroscopic_cuts() + photometric_cuts(err_ratio_max, psfmagerr_r_max)
+
+
 def compact_cut(max_ratio: float = 0.5) -> Cut:
     ratio = Mean(tuple(col(f"deVRad_{b}") / col(f"psffwhm_{b}") for b in BANDS))
     return Cut("compact", ratio < max_ratio, f"mean over bands of deVRad_x / psffwhm_x < {max_ratio}")
@@ -337,10 +349,12 @@ def faint_cut(rule: str = "mean_mag", min_mag: float = 20.0, r_max: float = 23.0
     raise ValueError(f"unknown faint rule {rule!r} (expected 'mean_mag' or 'r_mag')")
 
 
-def dataset_cuts(dataset: str, cuts_config: dict) -> list[Cut]:
-    """All cuts defining ``dataset`` ('compact' or 'faint_compact') under a ``cuts`` config."""
+def dataset_cuts(dataset: str, cuts_config: dict, photometric_only: bool = False) -> list[Cut]:
+    """All cuts defining ``dataset`` ('compact' or 'faint_compact') under a ``cuts`` config; with
+    ``photometric_only`` the same cuts less the spectroscopic ones (the unlabelled sample)."""
     c = cuts_config
-    cuts = quality_cuts(c["err_ratio_max"], c["psfmagerr_r_max"]) + [compact_cut(c["compact_max_ratio"])]
+    first = photometric_cuts if photometric_only else quality_cuts
+    cuts = first(c["err_ratio_max"], c["psfmagerr_r_max"]) + [compact_cut(c["compact_max_ratio"])]
     if dataset == "compact":
         return cuts
     if dataset == "faint_compact":

@@ -70,6 +70,22 @@ def load_objects(split_path, index_path, task: str | None = None, splits=None) -
                    source=source_of(split_path))
 
 
+def load_by_objid(index_path, objids, source: str = "") -> Objects:
+    """Objects with usable stamps among ``objids`` (labelled or not; an unlabelled object's class
+    is ''), in the order of ``objids``; the split column says 'pretrain'."""
+    index = usable_index(index_path).set_index("objID")
+    objids = np.asarray(objids, dtype=np.int64)
+    missing = ~np.isin(objids, index.index.to_numpy())
+    if missing.any():
+        raise KeyError(f"{index_path}: {int(missing.sum())} objects have no usable stamp, e.g. {objids[missing][:3]}")
+    rows = index.loc[objids].reset_index()
+    stamps = load_stamps(rows, lambda s: shard_path(index_path, s))
+    fwhm = np.stack([rows[f"psffwhm_{b}"].to_numpy(float) for b in BANDS], 1) / PIXEL_SCALE
+    classes = rows["class"].fillna("").to_numpy(str) if "class" in rows else np.full(len(rows), "")
+    return Objects(objid=objids, stamps=stamps, features=features(rows), psf_fwhm_px=fwhm.astype(np.float32),
+                   classes=classes, split=np.full(len(rows), "pretrain"), source=source)
+
+
 def iter_usable_shards(index_path):
     """(objIDs, stamps) of the usable objects of one shard at a time, so that embedding every
     object never holds more than one shard in memory."""

@@ -31,7 +31,7 @@ import torch
 
 from .augment import AugmentConfig, Augmenter, Normalizer, border_noise, center_crop
 from .config import OPERATIONAL
-from .data import Objects, iter_usable_shards, load_objects
+from .data import Objects, iter_usable_shards, load_by_objid, load_objects
 from .io import atomic_path, source_of, write_parquet_atomic
 from .models import ProjectionHead, build_encoder, nt_xent
 from .training import (CheckpointError, Preempted, Preemption, autocast, cosine_with_warmup, distributed,
@@ -132,10 +132,13 @@ def read_embeddings(path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pretrain(split_path, index_path, out_encoder, out_curve, out_embeddings, *, cfg: dict, seed: int,
-             threads: int = 1, checkpoint_path=None, on_step=None) -> dict:
-    """Train SimCLR on the split's training objects and write the three outputs.
+             objects_path=None, threads: int = 1, checkpoint_path=None, on_step=None) -> dict:
+    """Train SimCLR and write the three outputs.
 
-    ``on_step(epoch, step)`` is a test hook called after every optimisation step.
+    The objects are those of ``objects_path`` (the encoder's pretraining set,
+    :mod:`sdssclr.pretraining_set`), or the split's training objects when it is None. The split's
+    labelled train and validation objects feed the k-NN monitor. ``on_step(epoch, step)`` is a test
+    hook called after every optimisation step.
     """
     from tqdm import tqdm
 

@@ -114,18 +114,38 @@ def column_groups(cls: str, cuts: list[Cut], page_size: int, data_release: int) 
     the same WHERE clause, so the groups come back as the same rows). The paging condition is
     counted at its longest (a 19-digit objID)."""
     longest_after = 9_223_372_036_854_775_807
+    return split_columns(lambda cols: catalog_sql(cls, cuts, page_size, longest_after, cols), COLUMNS[1:],
+                         data_release)
+
+
+def split_columns(sql_of, columns, data_release: int) -> list[list]:
+    """``columns`` in as few consecutive groups as keep ``sql_of(group)`` within the limit."""
     groups, current = [], []
-    for col in COLUMNS[1:]:
+    for col in columns:
         trial = current + [col]
-        if current and query_string_length(catalog_sql(cls, cuts, page_size, longest_after, trial),
-                                           data_release) > MAX_QUERY_STRING:
+        if current and query_string_length(sql_of(trial), data_release) > MAX_QUERY_STRING:
             groups.append(current)
             trial = [col]
         current = trial
     groups.append(current)
     for g in groups:
-        check_url_length(catalog_sql(cls, cuts, page_size, longest_after, g), data_release)
+        check_url_length(sql_of(g), data_release)
     return groups
+
+
+def query_in_groups(sql_of, groups, *, what: str, columns_out, **query) -> pd.DataFrame:
+    """Run ``sql_of(group)`` for every column group (same rows, ordered by objID) and join them."""
+    halves = []
+    for g in groups:
+        names = ("objID", *(c.alias for c in g))
+        half = query_page(sql_of(g), columns=names, **query)
+        halves.append(coerce(half[list(names)], source=f"SkyServer {what}"))
+    page = halves[0]
+    for other in halves[1:]:
+        if not np.array_equal(other["objID"].to_numpy(), page["objID"].to_numpy()):
+            raise QueryError(f"{what}: the column groups of one page returned different objects")
+        page = pd.concat([page, other.drop(columns="objID")], axis=1)
+    return page[list(columns_out)]
 
 
 def _transient(exc: BaseException) -> bool:
@@ -212,19 +232,10 @@ def query_pool(cuts: list[Cut], *, data_release: int, timeout: float, page_size:
                      len(groups), MAX_QUERY_STRING)
         last, n = None, 0
         while True:
-            halves = []
-            for g in groups:
-                names = ("objID", *(c.alias for c in g))
-                half = query_page(catalog_sql(cls, cuts, page_size, last, g), data_release=data_release,
-                                  timeout=timeout, retries=retries, backoff_s=backoff_s, throttle=throttle,
-                                  sdss=sdss, sleep=sleep, columns=names)
-                halves.append(coerce(half[list(names)], source=f"SkyServer {cls} page"))
-            page = halves[0]
-            for other in halves[1:]:
-                if not np.array_equal(other["objID"].to_numpy(), page["objID"].to_numpy()):
-                    raise QueryError(f"{cls}: the column groups of one page returned different objects")
-                page = pd.concat([page, other.drop(columns="objID")], axis=1)
-            page = page[list(COLUMN_NAMES)]
+            page = query_in_groups(lambda g: catalog_sql(cls, cuts, page_size, last, g), groups,
+                                   what=f"{cls} page", columns_out=COLUMN_NAMES, data_release=data_release,
+                                   timeout=timeout, retries=retries, backoff_s=backoff_s, throttle=throttle,
+                                   sdss=sdss, sleep=sleep)
             parts.append(page)
             n += len(page)
             log.info("%s: page of %d rows (total %d)", cls, len(page), n)
@@ -242,8 +253,8 @@ def query_pool(cuts: list[Cut], *, data_release: int, timeout: float, page_size:
     return catalog.reset_index(drop=True)
 
 
-def read_catalog_file(path) -> pd.DataFrame:
-    """A CasJobs export (CSV or Parquet) with the columns of :data:`COLUMNS`.
+def read_catalog_file(path, columns=COLUMNS) -> pd.DataFrame:
+    """A CasJobs export (CSV or Parquet) with the catalogue ``columns`` (default: all of them).
 
     Column names are matched case-insensitively (CasJobs keeps the SELECT aliases' case, other
     tools lower-case them); missing columns raise :class:`CatalogError` listing all of them.
@@ -254,12 +265,13 @@ def read_catalog_file(path) -> pd.DataFrame:
     else:
         # integer columns as text: read as floats, 64-bit IDs would be rounded (coerce parses them exactly)
         head = pd.read_csv(path, comment="#", nrows=0).columns
-        integer = {c.alias.lower() for c in COLUMNS if c.dtype in INTEGER_DTYPES}
+        integer = {c.alias.lower() for c in columns if c.dtype in INTEGER_DTYPES}
         df = pd.read_csv(path, comment="#", dtype={c: str for c in head if c.lower() in integer})
+    names = [c.alias for c in columns]
     lower = {c.lower(): c for c in df.columns}
-    df = df.rename(columns={lower[n.lower()]: n for n in COLUMN_NAMES if n.lower() in lower})
-    check_columns(df, source=str(path))
-    return coerce(df[list(COLUMN_NAMES)], source=str(path))
+    df = df.rename(columns={lower[n.lower()]: n for n in names if n.lower() in lower})
+    check_columns(df, required=names, source=str(path))
+    return coerce(df[names], source=str(path))
 
 
 def write_catalog(out, survey: dict, cuts: list[Cut], sdss=None, sleep=time.sleep) -> pd.DataFrame:

@@ -293,18 +293,32 @@ def load_stamps(index: pd.DataFrame, shard_paths: dict[int, Path] | Callable[[in
     return out
 
 
-def write_plan(split_paths, n_shards: int, out) -> pd.DataFrame:
-    """The stamp manifest: every object of every split once, with its shard."""
+def write_plan(split_paths, n_shards: int, out, unlabelled_paths=()) -> pd.DataFrame:
+    """The stamp manifest: every object of every split once, and the unlabelled objects of the
+    same fields (cut in the same field-by-field pass: no frame is read twice), with its shard and
+    a ``labelled`` flag."""
     from .io import source_of
 
-    sources = {source_of(p) for p in split_paths}
+    paths = [*split_paths, *unlabelled_paths]
+    sources = {source_of(p) for p in paths}
     if len(sources) != 1:
         raise ValueError(f"splits come from different sources: {sorted(sources)}")
     cols = ["objID", "ra", "dec", *FIELD_KEYS]
-    objects = pd.concat([pd.read_parquet(p, columns=cols) for p in split_paths], ignore_index=True)
-    plan = plan_shards(objects, n_shards)
-    log.info("stamp plan: %d objects in %d fields over %d shards (sizes %s)", len(plan),
-             plan.groupby(list(FIELD_KEYS)).ngroups, n_shards, np.bincount(plan["shard"], minlength=n_shards).tolist())
+    labelled = pd.concat([pd.read_parquet(p, columns=cols) for p in split_paths], ignore_index=True)
+    labelled["labelled"] = True
+    parts = [labelled]
+    if unlabelled_paths:
+        extra = pd.concat([pd.read_parquet(p, columns=cols) for p in unlabelled_paths], ignore_index=True)
+        extra = extra[~extra["objID"].isin(labelled["objID"])]
+        fields = labelled[list(FIELD_KEYS)].drop_duplicates()
+        outside = len(extra) - len(extra.merge(fields, on=list(FIELD_KEYS)))
+        if outside:
+            raise ValueError(f"{outside} unlabelled objects lie in fields of no labelled object")
+        parts.append(extra.assign(labelled=False))
+    plan = plan_shards(pd.concat(parts, ignore_index=True), n_shards)
+    log.info("stamp plan: %d objects (%d labelled, %d unlabelled) in %d fields over %d shards (sizes %s)", len(plan),
+             plan["labelled"].sum(), (~plan["labelled"]).sum(), plan.groupby(list(FIELD_KEYS)).ngroups, n_shards,
+             np.bincount(plan["shard"], minlength=n_shards).tolist())
     write_parquet_atomic(plan, out, {"source": sources.pop()})
     return plan
 
@@ -322,15 +336,26 @@ def run_shard(plan_path, shard: int, frames, out_npy, out_index, *, size: int, p
     return index
 
 
-def merge_index(shard_indexes, catalog_path, out) -> pd.DataFrame:
-    """One index over all shards, joined with the catalogue columns."""
+def merge_index(shard_indexes, catalog_path, out, photometric_path=None) -> pd.DataFrame:
+    """One index over all shards, joined with the catalogue columns (the photometric catalogue's
+    for unlabelled objects, whose spectroscopic columns and class stay empty); ``labelled`` says
+    which is which."""
     from .io import source_of
 
     index = pd.concat([pd.read_parquet(p) for p in shard_indexes], ignore_index=True)
-    catalog = pd.read_parquet(catalog_path)
+    catalog = pd.read_parquet(catalog_path).assign(labelled=True)
+    if photometric_path is not None:
+        photometric = pd.read_parquet(photometric_path)
+        photometric = photometric[~photometric["objID"].isin(catalog["objID"])].assign(labelled=False)
+        catalog = pd.concat([catalog, photometric], ignore_index=True)
     merged = index.merge(catalog, on="objID", how="left", validate="one_to_one")
-    log.info("stamp index: %d objects, %d usable, %d leave the frame, %d non-finite, %d with missing frames",
-             len(merged), merged["usable"].sum(), merged["flag_edge"].sum(), merged["flag_nonfinite"].sum(),
-             merged["flag_missing"].sum())
+    unknown = merged["labelled"].isna()
+    if unknown.any():
+        raise ValueError(f"{int(unknown.sum())} stamped objects are in no catalogue, e.g. "
+                         f"{merged.loc[unknown, 'objID'].head(3).tolist()}")
+    merged["labelled"] = merged["labelled"].astype(bool)
+    log.info("stamp index: %d objects (%d unlabelled), %d usable, %d leave the frame, %d non-finite, %d with "
+             "missing frames", len(merged), (~merged["labelled"]).sum(), merged["usable"].sum(),
+             merged["flag_edge"].sum(), merged["flag_nonfinite"].sum(), merged["flag_missing"].sum())
     write_parquet_atomic(merged, out, {"source": source_of(catalog_path)})
     return merged

@@ -191,11 +191,17 @@ def field_wcs(f: pd.Series, band: str, shape):
 
 def generate_catalog(n_objects: int, objects_per_field: int, frame_shape, seed: int,
                      class_fractions=(0.3, 0.3, 0.4), edge_fraction: float = 0.02,
-                     stamp_margin: int = 32) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Draw fields and objects. Returns (catalogue, truth, fields)."""
+                     stamp_margin: int = 32, fields: pd.DataFrame | None = None,
+                     objid_base: int = 9_100_000_000_000_000) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Draw fields and objects. Returns (catalogue, truth, fields).
+
+    With ``fields`` given, the objects are spread over those fields (``objects_per_field`` each)
+    instead of new ones: the photometric objects of the spectroscopic sample's fields."""
     rng = np.random.default_rng(seed)
-    n_fields = max(1, int(np.ceil(n_objects / objects_per_field)))
-    fields = field_table(n_fields, rng)
+    if fields is None:
+        n_fields = max(1, int(np.ceil(n_objects / objects_per_field)))
+        fields = field_table(n_fields, rng)
+    n_fields = len(fields)
     ny, nx = frame_shape
     fidx = np.sort(rng.permutation(np.arange(n_objects) % n_fields))
     fld = fields.iloc[fidx].reset_index(drop=True)
@@ -241,7 +247,7 @@ def generate_catalog(n_objects: int, objects_per_field: int, frame_shape, seed: 
         w = field_wcs(fields.iloc[k], "r", frame_shape)
         ra[rows.to_numpy()], dec[rows.to_numpy()] = w.all_pix2world(x[rows], y[rows], 0)
 
-    cat = {"objID": 9_100_000_000_000_000 + np.arange(n_objects, dtype=np.int64)}
+    cat = {"objID": objid_base + np.arange(n_objects, dtype=np.int64)}
     cat["specObjID"] = 2_000_000_000_000_000_000 + np.arange(n_objects, dtype=np.int64)
     cat["class"] = cls
     cat["redshift"] = z
@@ -389,15 +395,31 @@ def render_field(args) -> list[str]:
 def generate_survey(catalog_path, frames_dir, *, n_objects: int, objects_per_field: int,
                     frame_shape, seed: int, class_fractions=(0.3, 0.3, 0.4),
                     edge_fraction: float = 0.02, background_density: float = 2.0,
-                    truth_path=None, threads: int = 1) -> pd.DataFrame:
-    """Write the synthetic catalogue (Parquet, tagged ``source=synthetic``) and all frames."""
+                    photometric_per_field: int = 0, truth_path=None, photometric_path=None,
+                    threads: int = 1) -> pd.DataFrame:
+    """Write the synthetic catalogue (Parquet, tagged ``source=synthetic``) and all frames.
+
+    ``photometric_per_field`` more objects per field, drawn from the same population without the
+    spectroscopic selection, are rendered into the frames too and written to ``photometric_path``
+    with the photometric columns only (no spectroscopy, no class): what a PhotoObj query of the
+    same fields returns."""
     from tqdm import tqdm
+
+    from .catalog import PHOTO_COLUMN_NAMES
 
     catalog, truth, fields = generate_catalog(n_objects, objects_per_field, tuple(frame_shape), seed,
                                               class_fractions, edge_fraction)
     log.info("synthetic survey: %d objects in %d fields, frames %s, classes %s", len(catalog),
              len(fields), tuple(frame_shape), catalog["class"].value_counts().to_dict())
-    objects = catalog[["objID", "ra", "dec", *FIELD_KEYS]].merge(truth, on="objID")
+    photometric, photo_truth = catalog.iloc[:0], truth.iloc[:0]
+    if photometric_per_field:
+        photometric, photo_truth, _ = generate_catalog(photometric_per_field * len(fields), photometric_per_field,
+                                                       tuple(frame_shape), seed + 1, class_fractions, edge_fraction,
+                                                       fields=fields, objid_base=9_200_000_000_000_000)
+        log.info("synthetic survey: %d photometric objects without spectra (%d per field)", len(photometric),
+                 photometric_per_field)
+    everything = pd.concat([catalog, photometric], ignore_index=True)
+    objects = everything[["objID", "ra", "dec", *FIELD_KEYS]].merge(pd.concat([truth, photo_truth]), on="objID")
     groups = dict(list(objects.groupby(list(FIELD_KEYS))))
     jobs = []
     for k, f in fields.iterrows():
@@ -409,6 +431,9 @@ def generate_survey(catalog_path, frames_dir, *, n_objects: int, objects_per_fie
                       mininterval=5):
             pass
     if truth_path is not None:
-        write_parquet_atomic(truth, truth_path, {"source": "synthetic"})
+        write_parquet_atomic(pd.concat([truth, photo_truth], ignore_index=True), truth_path, {"source": "synthetic"})
+    if photometric_path is not None:
+        write_parquet_atomic(photometric[list(PHOTO_COLUMN_NAMES)], photometric_path,
+                             {"source": "synthetic", "survey": "sdssclr synthetic survey, photometric objects"})
     write_parquet_atomic(catalog, catalog_path, {"source": "synthetic", "survey": "sdssclr synthetic survey"})
     return catalog

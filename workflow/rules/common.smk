@@ -3,6 +3,7 @@ from pathlib import Path
 from sdssclr.registry import MODELS as REGISTERED_MODELS, spec
 from sdssclr.registry import model_config as registry_model_config
 from sdssclr.config import scientific, validate
+from sdssclr.pretraining_set import unlabelled_datasets
 from sdssclr.workflow import export_package_path
 
 # A bad config stops here, before any job is scheduled, with the offending key named.
@@ -29,6 +30,32 @@ wildcard_constraints:
 
 def catalog_path():
     return "results/survey/catalog.parquet"
+
+
+def photometric_path():
+    """Photometric objects without spectra in the labelled sample's fields (the unlabelled source)."""
+    return "results/survey/photometric.parquet"
+
+
+def photometric_file_input():
+    return config["survey"]["photometric_file"] or []
+
+
+def unlabelled_pools():
+    """Unlabelled objects to stamp: those of every pretrained dataset's regime (none if disabled)."""
+    if config["unlabelled"]["per_field"] == 0:
+        return []
+    return expand("results/samples/unlabelled_{dataset}.parquet", dataset=DATASETS)
+
+
+def pretrain_set_inputs(wildcards):
+    """Every split (a pretraining set may hold no test object of any experiment using the encoder)
+    and the unlabelled pools the encoder pretrains on."""
+    inputs = {f"split_{name}": f"results/splits/{name}.parquet" for name in EXPERIMENTS}
+    if config["unlabelled"]["per_field"] > 0 and config["pretrain"]["objects"] == "all":
+        for ds in unlabelled_datasets(config["experiments"], wildcards.dataset):
+            inputs[f"unlabelled_{ds}"] = f"results/samples/unlabelled_{ds}.parquet"
+    return inputs
 
 
 def frames_root():

@@ -1,6 +1,25 @@
+rule pretrain_set:
+    """The objects one encoder pretrains on (labelled training + unlabelled), never a test object."""
+    input:
+        unpack(pretrain_set_inputs),
+        index="results/stamps/index.parquet",
+    output:
+        "results/pretrain/{dataset}/objects.parquet",
+    log:
+        "results/logs/pretrain_set_{dataset}.log",
+    conda:
+        "../../envs/data.yaml"
+    params:
+        experiments=config["experiments"],
+        objects=config["pretrain"]["objects"],
+    script:
+        "../scripts/pretrain_set.py"
+
+
 rule pretrain:
     """SimCLR on one dataset's training stamps for one seed (GPU; resumes from its checkpoint)."""
     input:
+        objects="results/pretrain/{dataset}/objects.parquet",
         split=pretrain_split,
         index="results/stamps/index.parquet",
     output:

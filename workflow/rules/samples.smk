@@ -34,3 +34,24 @@ rule split:
         seed=config["split_seed"],
     script:
         "../scripts/split.py"
+
+
+rule unlabelled:
+    """Unlabelled objects of a dataset's regime in the labelled sample's fields (photometric cuts)."""
+    input:
+        photometric=photometric_path(),
+        catalog=catalog_path(),
+        splits=expand("results/splits/{experiment}.parquet", experiment=EXPERIMENTS),
+    output:
+        "results/samples/unlabelled_{dataset}.parquet",
+    log:
+        "results/logs/unlabelled_{dataset}.log",
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=8000,
+    params:
+        cuts=config["cuts"],
+        unlabelled=config["unlabelled"],
+    script:
+        "../scripts/unlabelled.py"

@@ -2,6 +2,7 @@ rule stamp_plan:
     """Manifest of every object to cut, whole fields assigned to a fixed number of shards."""
     input:
         splits=expand("results/splits/{experiment}.parquet", experiment=EXPERIMENTS),
+        unlabelled=unlabelled_pools(),
     output:
         "results/stamps/plan.parquet",
     log:
@@ -49,6 +50,7 @@ rule stamp_index:
     input:
         shards=expand("results/stamps/shard-{shard}.parquet", shard=shard_ids()),
         catalog=catalog_path(),
+        photometric=photometric_path(),
     output:
         "results/stamps/index.parquet",
     log:

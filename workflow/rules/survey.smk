@@ -4,6 +4,7 @@ if SOURCE == "synthetic":
         """Offline synthetic survey: a catalogue and SDSS-format frames (never real data)."""
         output:
             catalog=catalog_path(),
+            photometric=photometric_path(),
             truth="results/survey/truth.parquet",
             frames=directory(frames_root()),
         log:
@@ -39,3 +40,22 @@ else:
             cuts=config["cuts"],
         script:
             "../scripts/sdss_catalog.py"
+
+    rule sdss_photometric:
+        """Photometric objects without spectra in the labelled sample's fields (SkyServer or CasJobs)."""
+        input:
+            splits=expand("results/splits/{experiment}.parquet", experiment=EXPERIMENTS),
+            export=photometric_file_input(),
+        output:
+            photometric_path(),
+        log:
+            "results/logs/sdss_photometric.log",
+        localrule: True
+        conda:
+            "../../envs/data.yaml"
+        params:
+            data_release=config["survey"]["data_release"],
+            cuts=config["cuts"],
+            unlabelled=config["unlabelled"],
+        script:
+            "../scripts/sdss_photometric.py"

@@ -7,6 +7,7 @@ with log_to(snakemake.log[0]):
     run(
         dict(
             split_path=snakemake.input.split,
+            objects_path=snakemake.input.objects,
             index_path=snakemake.input.index,
             out_encoder=snakemake.output.encoder,
             out_curve=snakemake.output.curve,

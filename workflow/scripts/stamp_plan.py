@@ -4,4 +4,4 @@ from sdssclr.io import log_to
 from sdssclr.stamps import write_plan
 
 with log_to(snakemake.log[0]):
-    write_plan(snakemake.input.splits, snakemake.params.n_shards, snakemake.output[0])
+    write_plan(snakemake.input.splits, snakemake.params.n_shards, snakemake.output[0], snakemake.input.unlabelled)

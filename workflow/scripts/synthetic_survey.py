@@ -8,6 +8,7 @@ with log_to(snakemake.log[0]):
         snakemake.output.catalog,
         snakemake.output.frames,
         truth_path=snakemake.output.truth,
+        photometric_path=snakemake.output.photometric,
         threads=snakemake.threads,
         **snakemake.params.synthetic,
     )
