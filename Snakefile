@@ -9,6 +9,9 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 configfile: str(Path(workflow.basedir) / "config.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/survey.smk"
 include: "workflow/rules/samples.smk"
@@ -16,6 +19,7 @@ include: "workflow/rules/stamps.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -93,5 +93,11 @@ def test_the_workflow_pretrains_on_unlabelled_objects(tiny_run):
             assert not set(objects["objID"]) & set(exp[name].loc[exp[name]["split"] == "test", "objID"])
         unl = objects.loc[objects["origin"] != "labelled_train", "objID"]
         assert len(unl) and not set(unl) & set(pd.concat(exp.values())["objID"])
-    log = (tiny_run / "logs" / "pretrain_compact_seed0.log").read_text()
-    assert "training stamps" in log
+    for dataset in ("compact", "faint_compact"):
+        objects = pd.read_parquet(tiny_run / "pretrain" / dataset / "objects.parquet")
+        usable = objects["objID"].isin(index.loc[index["usable"], "objID"])
+        n_labelled = int((usable & (objects["origin"] == "labelled_train")).sum())
+        log = (tiny_run / "logs" / f"pretrain_{dataset}_seed0.log").read_text()
+        # the encoder really trains on its pretraining set, not on the labelled training split alone
+        assert f"pretraining set: {int(usable.sum())} objects, {n_labelled} of them labelled" in log
+        assert f"SimCLR: {int(usable.sum())} training stamps" in log

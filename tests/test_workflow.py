@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_snakemake
+from conftest import REPO, run_snakemake
 from sdssclr.io import read_parquet_metadata
 
 
@@ -16,9 +16,10 @@ def snakemake(repo, workdir, *args):
 
 
 def test_lint_is_clean(repo, tmp_path):
-    res = snakemake(repo, tmp_path, "--lint")
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert "Lints for" not in res.stdout + res.stderr
+    for extra in ([], ["--configfile", str(REPO / "tests" / "data" / "tiny.yaml")]):  # SDSS and synthetic DAGs
+        res = snakemake(repo, tmp_path, "--lint", *extra)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert "Lints for" not in res.stdout + res.stderr
 
 
 def test_snakefmt_is_clean(repo):
@@ -159,10 +160,56 @@ def test_operational_keys_rerun_nothing_and_a_cut_reruns_its_downstream(tiny_run
     probe = planned(workdir, {"classifiers": {"linear": {"C": [0.5]}}})
     assert probe["train"] == 8 and probe["transfer"] == 4 and "pretrain" not in probe  # 2 exps x 2 tasks x 2 seeds
     assert set(probe) <= {"train", "transfer", "label_efficiency_run", "table1", "experiment_table",
-                          "label_efficiency", "confusion_plot", "all"}
+                          "label_efficiency", "confusion_plot", "conformal", "html_page", "gallery",
+                          "accuracy_vs_magnitude", "all"}
     # a cut changes the samples: everything downstream of the catalogue reruns, the survey does not
     cut = planned(workdir, {"cuts": {"compact_max_ratio": 0.45}})
     assert "synthetic_survey" not in cut
     for rule in ("pool", "split", "stamp_plan", "stamp_shard", "stamp_index", "pretrain", "train", "transfer",
                  "table1"):
         assert rule in cut, rule
+
+
+@pytest.mark.slow
+def test_predictions_classify_every_stamped_object_with_calibrated_sets(tiny_run):
+    index = pd.read_parquet(tiny_run / "stamps" / "index.parquet")
+    usable = index.loc[index["usable"]]
+    for exp in ("exp1", "exp2"):
+        split = pd.read_parquet(tiny_run / "splits" / f"{exp}.parquet")
+        for task, classes in (("SG", ["STAR", "GALAXY"]), ("SGQ", ["STAR", "GALAXY", "QSO"])):
+            for model in ("gbdt", "simclr-margformer"):
+                df = pd.read_parquet(tiny_run / "predictions" / exp / task / f"{model}.parquet")
+                assert sorted(df["objID"]) == sorted(usable["objID"])
+                assert (~df["labelled"]).sum() == (~usable["labelled"]).sum() > 0
+                assert df.loc[~df["labelled"], "class"].isna().all()
+                p = df[[f"p_{c}" for c in classes]].to_numpy()
+                np.testing.assert_allclose(p.sum(1), 1, atol=1e-4)
+                sets = df[[f"in_set_{c}" for c in classes]].to_numpy()
+                assert (sets.sum(1) == df["set_size"]).all()
+                assert (df["predicted"] == np.asarray(classes)[p.argmax(1)]).all()
+                mine = df.set_index("objID")["split"]
+                want = split.set_index("objID")["split"]
+                both = mine.index.intersection(want.index)
+                assert (mine.loc[both] == want.loc[both]).all()
+                assert (mine.drop(both) == "none").all()
+    cal = pd.read_parquet(tiny_run / "splits" / "exp1.parquet")
+    assert (cal["split"] == "calib").sum() > 0
+    runs = pd.read_parquet(tiny_run / "runs" / "exp3" / "SG" / "margnet" / "seed0" / "predictions.parquet")
+    assert set(runs["split"]) == {"test", "calib"}
+
+
+@pytest.mark.slow
+def test_the_report_holds_every_section(tiny_run, tmp_path):
+    out = tmp_path / "report.html"
+    res = run_snakemake(tiny_run.parent, "--configfile", str(REPO / "tests" / "data" / "tiny.yaml"),
+                        "--report", str(out))
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    text = out.read_text()
+    for needle in ("1. Tables", "2. Per experiment", "3. Calibrated prediction sets", "4. Pretraining",
+                   "table1.html", "label_efficiency.html", "label_efficiency.png", "conformal.html",
+                   "conformal_coverage.png", "confusion_exp2_SGQ.png", "gallery_exp1_SG.png",
+                   "accuracy_vs_mag_exp3_SGQ.png", "pretrain_faint_compact_seed1.png",
+                   "embedding_compact_seed0.png", "Stamp galleries", "Embedding maps"):
+        assert needle in text, needle
+    conformal = (tiny_run / "conformal.md").read_text()
+    assert "SYNTHETIC survey" in conformal and "| exp3 | SGQ |" in conformal

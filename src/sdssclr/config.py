@@ -104,6 +104,12 @@ def _relations(config: dict) -> list[str]:
         if "dataset" in exp and exp["dataset"] in config["datasets"]:
             per_class = config["datasets"][exp["dataset"]]["per_class"]
             sizes = split_sizes(per_class, exp["ratios"])
+            val = sizes["val"]
+            n_cal = round(config["conformal"]["calibration_fraction"] * val)
+            if not 0 < n_cal < val:
+                problems.append(f"conformal.calibration_fraction: {config['conformal']['calibration_fraction']} of "
+                                f"{name}'s {val} validation objects per class leaves {n_cal} for calibration and "
+                                f"{val - n_cal} for validation; both need at least one")
             empty = [s for s, n in sizes.items() if n < 1]
             if empty:
                 problems.append(f"experiments.{name}.ratios: {exp['ratios']} with {per_class} per class leaves the "
@@ -111,6 +117,9 @@ def _relations(config: dict) -> list[str]:
     base = config["comparison"]["baseline"]
     if base not in config["models"]:
         problems.append(f"comparison.baseline: {base!r} is not one of models {config['models']}")
+    unknown = [m for m in config["predictions"]["models"] if m not in config["models"]]
+    if unknown:
+        problems.append(f"predictions.models: {unknown} are not among models {config['models']}")
     if base not in config["label_efficiency"]["models"]:
         problems.append(f"label_efficiency.models: must include the comparison baseline {base!r}")
     experiments = config["experiments"]

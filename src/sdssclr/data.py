@@ -36,6 +36,13 @@ class Objects:
         return Objects(self.objid[mask], self.stamps[mask], self.features[mask], self.psf_fwhm_px[mask],
                        self.classes[mask], self.split[mask], pick(self.labels), self.source)
 
+    def concat(self, other: "Objects") -> "Objects":
+        """These objects followed by ``other``'s (same task)."""
+        cat = lambda a, b: None if a is None else np.concatenate([a, b])  # noqa: E731
+        return Objects(*(cat(getattr(self, f), getattr(other, f)) for f in
+                         ("objid", "stamps", "features", "psf_fwhm_px", "classes", "split", "labels")),
+                       self.source)
+
     def __len__(self):
         return len(self.objid)
 
@@ -78,7 +85,12 @@ def load_by_objid(index_path, objids, source: str = "") -> Objects:
     missing = ~np.isin(objids, index.index.to_numpy())
     if missing.any():
         raise KeyError(f"{index_path}: {int(missing.sum())} objects have no usable stamp, e.g. {objids[missing][:3]}")
-    rows = index.loc[objids].reset_index()
+    return objects_of_rows(index.loc[objids].reset_index(), index_path, source)
+
+
+def objects_of_rows(rows: pd.DataFrame, index_path, source: str = "") -> Objects:
+    """Objects of rows of the stamp index (labelled or not; an unlabelled object's class is '')."""
+    objids = rows["objID"].to_numpy(np.int64)
     stamps = load_stamps(rows, lambda s: shard_path(index_path, s))
     fwhm = np.stack([rows[f"psffwhm_{b}"].to_numpy(float) for b in BANDS], 1) / PIXEL_SCALE
     classes = rows["class"].fillna("").to_numpy(str) if "class" in rows else np.full(len(rows), "")

@@ -31,7 +31,7 @@ import torch
 
 from .augment import AugmentConfig, Augmenter, Normalizer, border_noise, center_crop
 from .config import OPERATIONAL
-from .data import Objects, iter_usable_shards, load_by_objid, load_objects
+from .data import Objects, iter_usable_shards, load_by_objid, load_objects, usable_index
 from .io import atomic_path, source_of, write_parquet_atomic
 from .models import ProjectionHead, build_encoder, nt_xent
 from .training import (CheckpointError, Preempted, Preemption, autocast, cosine_with_warmup, distributed,
@@ -149,9 +149,20 @@ def pretrain(split_path, index_path, out_encoder, out_curve, out_embeddings, *, 
     seed_everything(seed)
     checkpoint_path = Path(checkpoint_path or Path(out_encoder).with_name("checkpoint.pt"))
 
-    train = load_objects(split_path, index_path, splits=["train"])
+    labelled = load_objects(split_path, index_path, splits=["train"])
+    if objects_path is not None:
+        ids = pd.read_parquet(objects_path, columns=["objID"])["objID"].to_numpy(np.int64)
+        usable = np.isin(ids, usable_index(index_path)["objID"].to_numpy())
+        if (~usable).any():
+            log.info("%s: %d of %d objects have no usable stamp and are left out", objects_path,
+                     int((~usable).sum()), len(ids))
+        train = load_by_objid(index_path, ids[usable], source=labelled.source)
+    else:
+        train = labelled
+    log.info("pretraining set: %d objects, %d of them labelled training objects", len(train),
+             int(np.isin(train.objid, labelled.objid).sum()))
     chash = resume_key(cfg, seed, train.objid)
-    monitor = KnnMonitor(train, load_objects(split_path, index_path, splits=["val"]), seed)
+    monitor = KnnMonitor(labelled, load_objects(split_path, index_path, splits=["val"]), seed)
     n = len(train)
     stamps = torch.from_numpy(train.stamps).to(device)
     own_sigma = border_noise(stamps)

@@ -22,6 +22,9 @@ from .catalog import CLASSES
 log = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+#: The part of the validation split set aside for conformal calibration (:func:`carve_calibration`):
+#: no model is fitted or early-stopped on it.
+CALIBRATION = "calib"
 TASK_CLASSES: dict[str, tuple[str, ...]] = {"SG": ("STAR", "GALAXY"), "SGQ": CLASSES}
 
 
@@ -72,18 +75,42 @@ def stratified_split(sample: pd.DataFrame, ratios, rng: np.random.Generator) -> 
     return pd.Series(labels, index=sample.index, name="split")
 
 
-def make_split(pool: pd.DataFrame, per_class: int, ratios, seed: int, experiment: str) -> pd.DataFrame:
+def make_split(pool: pd.DataFrame, per_class: int, ratios, seed: int, experiment: str,
+               calibration_fraction: float = 0.0) -> pd.DataFrame:
     """Balanced sample of ``pool`` with a ``split`` column, deterministic for ``seed``."""
     rng = rng_for(seed, experiment)
     sample = balanced_sample(pool, per_class, rng, what=f"{experiment} pool")
     sample["split"] = stratified_split(sample, ratios, rng).to_numpy()
-    return sample
+    return carve_calibration(sample, calibration_fraction, seed, experiment)
+
+
+def carve_calibration(sample: pd.DataFrame, fraction: float, seed: int, experiment: str) -> pd.DataFrame:
+    """Relabel a stratified ``fraction`` of each class's validation objects ``calib``.
+
+    Every model early-stops on the validation split and MargNet's fusion head is fitted on it, so
+    conformal calibration needs objects outside train *and* val: the calibration split is carved
+    out of the validation split before any model sees it (the test split stays whole, so Table 1
+    compares the same test objects)."""
+    if fraction <= 0:
+        return sample
+    rng = rng_for(seed, experiment, CALIBRATION)
+    split = sample["split"].to_numpy(dtype=object).copy()
+    for cls in sorted(sample["class"].unique()):
+        idx = np.flatnonzero(((sample["class"] == cls) & (sample["split"] == "val")).to_numpy())
+        idx = idx[np.argsort(sample["objID"].to_numpy()[idx], kind="stable")]
+        n = int(round(fraction * len(idx)))
+        if len(idx) and not 0 < n < len(idx):
+            raise SampleError(f"{experiment}: a calibration fraction of {fraction} leaves {n} of the {len(idx)} "
+                              f"{cls} validation objects for calibration; both parts need at least one")
+        split[idx[rng.permutation(len(idx))[:n]]] = CALIBRATION
+    return sample.assign(split=split)
 
 
 def make_transfer_split(parent: pd.DataFrame, test_pool: pd.DataFrame, test_per_class: int,
                         seed: int, experiment: str) -> pd.DataFrame:
-    """Parent's train/val plus a balanced test set from ``test_pool`` with no objID in them."""
-    fit = parent[parent["split"].isin(["train", "val"])]
+    """Parent's train/val (and calibration) objects plus a balanced test set from ``test_pool``
+    with no objID in them: the parent's models are evaluated, calibrated on the parent's objects."""
+    fit = parent[parent["split"].isin(["train", "val", CALIBRATION])]
     candidates = test_pool[~test_pool["objID"].isin(fit["objID"])]
     log.info("%s: %d of %d test-pool objects are in the parent's train/val and are excluded",
              experiment, len(test_pool) - len(candidates), len(test_pool))
@@ -152,20 +179,21 @@ def write_pool(catalog_path, dataset: str, cuts_config: dict, out) -> pd.DataFra
 
 
 def write_split(experiment: str, exp_config: dict, per_class: int | None, seed: int, out, *,
-                pool_path=None, parent_path=None) -> pd.DataFrame:
+                pool_path=None, parent_path=None, calibration_fraction: float = 0.0) -> pd.DataFrame:
     """Write one experiment's split table (catalogue columns + ``split``), checked. ``per_class``
     is the size of the experiment's own dataset (unused by an experiment reusing another's)."""
     from .io import source_of, write_parquet_atomic
 
     if "dataset" in exp_config:
         source = source_of(pool_path)
-        split = make_split(pd.read_parquet(pool_path), per_class, exp_config["ratios"], seed, experiment)
+        split = make_split(pd.read_parquet(pool_path), per_class, exp_config["ratios"], seed, experiment,
+                           calibration_fraction)
     else:
         source = source_of(parent_path)
         parent = pd.read_parquet(parent_path)
         split = make_transfer_split(parent, pd.read_parquet(pool_path), exp_config["test_per_class"], seed,
                                     experiment)
-        fit_ids = set(parent.loc[parent["split"].isin(["train", "val"]), "objID"])
+        fit_ids = set(parent.loc[parent["split"].isin(["train", "val", CALIBRATION]), "objID"])
         overlap = fit_ids & set(split.loc[split["split"] == "test", "objID"])
         if overlap:  # the leakage of the original experiment 3; never allowed here
             raise SampleError(f"{experiment}: {len(overlap)} test objects are in "

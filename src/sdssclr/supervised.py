@@ -23,7 +23,8 @@ from .registry import spec
 from .data import Objects, load_objects
 from .evaluate import classification_metrics
 from .io import write_json_atomic, write_parquet_atomic
-from .splits import TASK_CLASSES, rng_for
+from .catalog import FEATURES
+from .splits import CALIBRATION, TASK_CLASSES, rng_for
 from .training import RunCheckpoint, load_checkpoint, resolve_device, save_atomic, seed_everything
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ def run_training(split_path, index_path, model_name: str, task: str, seed: int, 
     save_atomic(state, out_model)
     checkpoint.remove()
     return evaluate(clf, state, objs.subset(objs.split == "test"), out_metrics, out_predictions,
-                    experiment=experiment,
+                    experiment=experiment, calibration=objs.subset(objs.split == CALIBRATION),
                     extra={"n_train": counts["train"], "n_val": counts["val"], "label_fraction": fraction,
                            "training": report})
 
@@ -94,13 +95,15 @@ def evaluate_run(model_path, split_path, index_path, out_metrics, out_prediction
     """Evaluate a saved model on a split's test objects (experiment 3: experiment 1's models)."""
     state = load_checkpoint(model_path)
     clf = restore(state, resolve_device(device))
-    test = load_objects(split_path, index_path, task=state["task"], splits=["test"])
-    return evaluate(clf, state, test, out_metrics, out_predictions, experiment=experiment)
+    objs = load_objects(split_path, index_path, task=state["task"], splits=["test", CALIBRATION])
+    return evaluate(clf, state, objs.subset(objs.split == "test"), out_metrics, out_predictions,
+                    experiment=experiment, calibration=objs.subset(objs.split == CALIBRATION))
 
 
 def evaluate(clf, state: dict, test: Objects, out_metrics, out_predictions, *, experiment: str,
-             extra: dict | None = None) -> dict:
-    """Metrics of the model and of each component on ``test``, and their per-object probabilities."""
+             extra: dict | None = None, calibration: Objects | None = None) -> dict:
+    """Metrics of the model and of each component on ``test``, and their per-object probabilities
+    for the test objects and the calibration objects (``split`` column; conformal sets)."""
     task = state["task"]
     classes = TASK_CLASSES[task]
     probas = {clf.name: clf.predict_proba(test), **clf.component_probas(test)}
@@ -113,7 +116,13 @@ def evaluate(clf, state: dict, test: Objects, out_metrics, out_predictions, *, e
                source=test.source, trained_in=state.get("experiment", experiment),
                n_test_per_class={c: int((test.classes == c).sum()) for c in classes},
                components={k: v for k, v in metrics.items() if k != clf.name}, **(extra or {}))
-    write_predictions(out_predictions, test, probas, classes,
+    if calibration is not None and len(calibration):
+        cal = {clf.name: clf.predict_proba(calibration), **clf.component_probas(calibration)}
+        both = test.concat(calibration)
+        probas = {k: np.concatenate([p, cal[k]]) for k, p in probas.items()}
+    else:
+        both = test
+    write_predictions(out_predictions, both, probas, classes,
                       {"source": test.source, "experiment": experiment, "task": task, "seed": state["seed"]})
     write_json_atomic(out_metrics, out)
     for name, m in metrics.items():
@@ -123,8 +132,10 @@ def evaluate(clf, state: dict, test: Objects, out_metrics, out_predictions, *, e
 
 
 def write_predictions(path, objs: Objects, probas: dict[str, np.ndarray], classes, metadata: dict) -> pd.DataFrame:
-    """One row per object: objID, true class, and ``{row}.p_{CLASS}`` for every model row."""
-    cols = {"objID": objs.objid, "class": objs.classes}
+    """One row per object: objID, true class, split (test or calib), dereddened r magnitude, and
+    ``{row}.p_{CLASS}`` for every model row."""
+    cols = {"objID": objs.objid, "class": objs.classes, "split": objs.split,
+            "r_mag": objs.features[:, FEATURES.index("dered_r")]}
     for name, p in probas.items():
         for k, c in enumerate(classes):
             cols[f"{name}.p_{c}"] = p[:, k].astype(np.float32)
@@ -134,8 +145,10 @@ def write_predictions(path, objs: Objects, probas: dict[str, np.ndarray], classe
 
 
 def read_predictions(path, row: str, classes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(objID, true label index, predicted label index) of one table row from a predictions file."""
+    """(objID, true label index, predicted label index) of one table row on the test objects of a
+    predictions file."""
     df = pd.read_parquet(path)
+    df = df[df["split"] == "test"]
     cols = [f"{row}.p_{c}" for c in classes]
     missing = [c for c in cols if c not in df.columns]
     if missing:

@@ -216,6 +216,37 @@ def final_targets():
             experiment=EXPERIMENTS,
             task=TASKS,
         ),
+        *report_targets(),
+    ]
+
+
+def report_targets():
+    """What the Snakemake report shows, and the survey-wide products (predictions, similarity)."""
+    pretrained = [(d, s) for d in pretrain_datasets() for s in SEEDS]
+    return [
+        *expand(
+            "results/report/{page}.html",
+            page=["table1", "label_efficiency", "conformal"],
+        ),
+        "results/figures/conformal_coverage.png",
+        *expand(
+            "results/figures/{kind}_{experiment}_{task}.png",
+            kind=["gallery", "accuracy_vs_mag"],
+            experiment=EXPERIMENTS,
+            task=TASKS,
+        ),
+        *[
+            f"results/figures/{kind}_{d}_seed{s}.png"
+            for kind in ("pretrain", "embedding")
+            for d, s in pretrained
+        ],
+        *[f"results/similarity/{d}/seed{s}/vectors.npy" for d, s in pretrained],
+        *expand(
+            "results/predictions/{experiment}/{task}/{model}.parquet",
+            experiment=OWN_EXPERIMENTS,
+            task=TASKS,
+            model=config["predictions"]["models"],
+        ),
     ]
 
 

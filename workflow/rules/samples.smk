@@ -32,6 +32,7 @@ rule split:
         experiment=lambda wc: config["experiments"][wc.experiment],
         per_class=split_per_class,
         seed=config["split_seed"],
+        calibration_fraction=config["conformal"]["calibration_fraction"],
     script:
         "../scripts/split.py"
 

@@ -40,7 +40,6 @@ rule stamp_shard:
         max_missing_fraction=config["stamps"]["max_missing_fraction"],
         source=SOURCE,
         data_release=config["survey"]["data_release"],
-        synthetic_root=frames_root(),
     script:
         "../scripts/stamp_shard.py"
 

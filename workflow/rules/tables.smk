@@ -49,7 +49,11 @@ rule label_efficiency:
         predictions=label_efficiency_files("predictions.parquet"),
     output:
         table="results/label_efficiency.md",
-        plot="results/label_efficiency.png",
+        plot=report(
+            "results/label_efficiency.png",
+            caption="../report/label_efficiency.rst",
+            category="1. Tables",
+        ),
     log:
         "results/logs/label_efficiency.log",
     conda:
@@ -67,7 +71,13 @@ rule confusion_plot:
     input:
         lambda wc: run_metrics([wc.experiment], [wc.task]),
     output:
-        "results/figures/confusion_{experiment}_{task}.png",
+        report(
+            "results/figures/confusion_{experiment}_{task}.png",
+            caption="../report/confusion.rst",
+            category="2. Per experiment",
+            subcategory="Confusion matrices",
+            labels={"experiment": "{experiment}", "task": "{task}"},
+        ),
     log:
         "results/logs/confusion_{experiment}_{task}.log",
     conda:

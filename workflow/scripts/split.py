@@ -12,4 +12,5 @@ with log_to(snakemake.log[0]):
         snakemake.output[0],
         pool_path=snakemake.input.pool,
         parent_path=snakemake.input.get("parent"),
+        calibration_fraction=snakemake.params.calibration_fraction,
     )

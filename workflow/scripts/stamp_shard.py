@@ -12,7 +12,7 @@ with log_to(snakemake.log[0]):
     run_shard(
         snakemake.input.plan,
         int(snakemake.wildcards.shard),
-        frame_source(survey, snakemake.params.synthetic_root),
+        frame_source(survey, snakemake.input.frames or None),
         snakemake.output.stamps,
         snakemake.output.index,
         size=snakemake.params.size,

@@ -1,0 +1,204 @@
+"""Split-conformal prediction sets (class-conditional, "Mondrian", by default).
+
+A classifier's probabilities become a *set* of classes that holds the true class with probability
+at least ``1 - alpha``: the nonconformity score of an object is ``1 - p(true class)``; on a
+calibration set no part of the model was fitted or early-stopped on (the ``calib`` part carved
+out of the validation split, :func:`sdssclr.splits.carve_calibration`), the threshold is the
+``ceil((n + 1)(1 - alpha)) / n`` empirical quantile of the scores, and a new object's set is every
+class ``c`` with ``1 - p_c <= threshold``. Mondrian calibration computes one threshold per true
+class from that class's calibration objects, so the guarantee holds *for every class* (a rare or
+hard class - quasars among faint sources - is not covered at the expense of the easy ones), which
+is what the MargFormerCP follow-up reports. With too few calibration objects of a class for the
+requested level (``n < 1/alpha - 1``) its threshold is infinite: every set holds that class, and
+the log says so. Exchangeability of calibration and test objects is assumed; experiment 3 tests
+exactly what happens when it fails (compact calibration, faint test objects).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+def conformal_quantile(scores: np.ndarray, alpha: float) -> float:
+    """The split-conformal threshold of ``scores``: their ``ceil((n+1)(1-alpha))``-th smallest
+    value, ``inf`` when that rank exceeds ``n``."""
+    scores = np.sort(np.asarray(scores, dtype=float))
+    n = len(scores)
+    rank = math.ceil((n + 1) * (1 - alpha))
+    return float(scores[rank - 1]) if 1 <= rank <= n else math.inf
+
+
+def thresholds(probas: np.ndarray, labels: np.ndarray, alpha: float, mondrian: bool = True) -> np.ndarray:
+    """One threshold per class (Mondrian) or the same for all, from calibration probabilities."""
+    probas = np.asarray(probas, dtype=float)
+    labels = np.asarray(labels, dtype=np.int64)
+    if not np.isfinite(probas).all():
+        raise FloatingPointError("non-finite calibration probabilities")
+    scores = 1.0 - probas[np.arange(len(labels)), labels]
+    n_classes = probas.shape[1]
+    if not mondrian:
+        return np.full(n_classes, conformal_quantile(scores, alpha))
+    out = np.array([conformal_quantile(scores[labels == c], alpha) for c in range(n_classes)])
+    for c in np.flatnonzero(~np.isfinite(out)):
+        log.warning("class %d: %d calibration objects are too few for alpha = %g; its threshold is infinite "
+                    "(every set holds it)", c, int((labels == c).sum()), alpha)
+    return out
+
+
+def prediction_sets(probas: np.ndarray, thresh: np.ndarray) -> np.ndarray:
+    """(N, n_classes) boolean membership: class ``c`` is in an object's set when ``1 - p_c <= t_c``.
+    Scores are compared with a 1e-12 tolerance so a float32 round trip never drops a class."""
+    return (1.0 - np.asarray(probas, dtype=float)) <= np.asarray(thresh)[None, :] + 1e-12
+
+
+def coverage_table(sets: np.ndarray, labels: np.ndarray, classes, alpha: float) -> pd.DataFrame:
+    """Per true class and overall: objects, empirical coverage and mean set size."""
+    labels = np.asarray(labels, dtype=np.int64)
+    covered = sets[np.arange(len(labels)), labels]
+    size = sets.sum(1)
+    rows = [{"class": name, "n": int((labels == c).sum()), "coverage": float(covered[labels == c].mean()),
+             "mean_set_size": float(size[labels == c].mean()), "empty": float((size[labels == c] == 0).mean())}
+            for c, name in enumerate(classes) if (labels == c).any()]
+    rows.append({"class": "all", "n": len(labels), "coverage": float(covered.mean()),
+                 "mean_set_size": float(size.mean()), "empty": float((size == 0).mean())})
+    return pd.DataFrame(rows).assign(target=1 - alpha)
+
+
+def coverage_by_magnitude(sets: np.ndarray, labels: np.ndarray, mag: np.ndarray, n_bins: int) -> pd.DataFrame:
+    """Coverage and mean set size in ``n_bins`` equal-count bins of a magnitude."""
+    labels = np.asarray(labels, dtype=np.int64)
+    covered = sets[np.arange(len(labels)), labels]
+    size = sets.sum(1)
+    edges = np.unique(np.quantile(mag, np.linspace(0, 1, n_bins + 1)))
+    which = np.clip(np.searchsorted(edges, mag, side="right") - 1, 0, len(edges) - 2)
+    rows = []
+    for b in range(len(edges) - 1):
+        m = which == b
+        if m.any():
+            rows.append({"mag_lo": float(edges[b]), "mag_hi": float(edges[b + 1]), "n": int(m.sum()),
+                         "coverage": float(covered[m].mean()), "mean_set_size": float(size[m].mean())})
+    return pd.DataFrame(rows)
+
+
+def tolerance(n: int, alpha: float, n_cal: int | None = None, z: float = 3.0) -> float:
+    """A ``z``-sigma band for the empirical coverage of ``n`` test objects around ``1 - alpha``:
+    the binomial spread of the test objects plus, with ``n_cal`` calibration objects, the spread of
+    the coverage a finite calibration set gives (Beta-distributed, variance about
+    ``alpha (1 - alpha) / (n_cal + 2)``), plus the finite-sample excess ``1 / (n_cal + 1)``."""
+    var = alpha * (1 - alpha) / max(n, 1)
+    excess = 0.0
+    if n_cal is not None:
+        var += alpha * (1 - alpha) / (n_cal + 2)
+        excess = 1.0 / (n_cal + 1)
+    return z * math.sqrt(var) + excess
+
+
+# ------------------------------------------------------------------------------- the report
+
+
+def run_sets(predictions: pd.DataFrame, row: str, classes, alpha: float, mondrian: bool = True):
+    """(labels, sets, r_mag) of the test objects of one run's predictions file for table row ``row``,
+    calibrated on the file's ``calib`` objects, and the calibration objects per class."""
+    lookup = {c: i for i, c in enumerate(classes)}
+    cols = [f"{row}.p_{c}" for c in classes]
+    cal = predictions[predictions["split"] == "calib"]
+    test = predictions[predictions["split"] == "test"]
+    if cal.empty:
+        raise ValueError(f"{row}: no calibration objects in the predictions (conformal.calibration_fraction is 0?)")
+    cal_labels = cal["class"].map(lookup).to_numpy()
+    t = thresholds(cal[cols].to_numpy(), cal_labels, alpha, mondrian)
+    return (test["class"].map(lookup).to_numpy(), prediction_sets(test[cols].to_numpy(), t),
+            test["r_mag"].to_numpy(), np.bincount(cal_labels, minlength=len(classes)))
+
+
+def write_conformal_report(prediction_paths, out_md, out_png, *, models, alpha: float, mondrian: bool,
+                           n_bins: int) -> pd.DataFrame:
+    """Empirical coverage and mean set size per class (pooled over seeds) of every experiment x task
+    x table row, and coverage against r magnitude; rows outside the 3-sigma binomial tolerance of
+    ``1 - alpha`` are marked."""
+    from .io import read_parquet_metadata, write_text_atomic
+    from .registry import LABELS, row_names
+    from .splits import TASK_CLASSES
+    from .tables import _pyplot, _save_png
+
+    pooled: dict[tuple, list] = {}
+    sources = set()
+    for p in map(str, prediction_paths):
+        meta = read_parquet_metadata(p)
+        sources.add(meta["source"])
+        df = pd.read_parquet(p)
+        classes = TASK_CLASSES[meta["task"]]
+        for row in row_names(models):
+            if f"{row}.p_{classes[0]}" in df.columns:
+                pooled.setdefault((meta["experiment"], meta["task"], row), []).append(
+                    run_sets(df, row, classes, alpha, mondrian))
+    if len(sources) != 1:
+        raise ValueError(f"predictions from several sources: {sorted(sources)}")
+    source = sources.pop()
+    kind = "class-conditional (Mondrian)" if mondrian else "marginal"
+    lines = [f"# Conformal prediction sets, alpha = {alpha:g} ({kind})", ""]
+    if source == "synthetic":
+        lines += ["> **SYNTHETIC survey: not SDSS data.**", ""]
+    lines += [f"Calibrated on the `calib` objects carved out of each experiment's validation split (no model was "
+              f"fitted or early-stopped on them; experiment 3 uses experiment 1's), evaluated on the test split, "
+              f"pooled over seeds. Target coverage {100 * (1 - alpha):.0f}%; `!` marks a coverage below it by more "
+              f"than its 3-sigma tolerance (binomial spread of the test objects and of a finite calibration set, "
+              f"`sdssclr.conformal.tolerance`).", "",
+              "A set can be empty (no class is plausible at this level: the `1 - p` score of split conformal "
+              "allows it); the column 'Empty' gives their share, which pulls the mean set size below 1.", "",
+              "| Experiment | Task | Model | Coverage per class | Coverage (all) | Mean set size | Empty | Test objects |",
+              "|---|---|---|---|---|---|---|---|"]
+    summary, by_mag = [], []
+    for (exp, task, row), parts in sorted(pooled.items(), key=lambda kv: (kv[0][0], kv[0][1],
+                                                                        row_names(models).index(kv[0][2]))):
+        labels = np.concatenate([p[0] for p in parts])
+        sets = np.concatenate([p[1] for p in parts])
+        mag = np.concatenate([p[2] for p in parts])
+        n_cal = parts[0][3]  # the same calibration objects for every seed
+        classes = TASK_CLASSES[task]
+        tab = coverage_table(sets, labels, classes, alpha)
+        tol = {name: tolerance(r["n"], alpha, int(n_cal[k]) if mondrian else int(n_cal.sum()))
+               for k, (name, r) in enumerate(zip(classes, tab.iloc[:-1].to_dict("records")))}
+        tol["all"] = tolerance(int(tab.iloc[-1]["n"]), alpha, int(n_cal.min() if mondrian else n_cal.sum()))
+        tab["tolerance"] = tab["class"].map(tol)
+        below = tab["coverage"] < 1 - alpha - tab["tolerance"]
+        tab["below"] = below
+        per = ", ".join(f"{r['class']} {100 * r['coverage']:.1f}" + ("!" if r["below"] else "")
+                        for _, r in tab.iterrows() if r["class"] != "all")
+        a = tab[tab["class"] == "all"].iloc[0]
+        flag = "!" if a["below"] else ""
+        lines.append(f"| {exp} | {task} | {LABELS[row]} | {per} | {100 * a['coverage']:.1f}{flag} | "
+                     f"{a['mean_set_size']:.2f} | {100 * a['empty']:.1f}% | {a['n']} |")
+        summary.append(tab.assign(experiment=exp, task=task, model=row))
+        by_mag.append(coverage_by_magnitude(sets, labels, mag, n_bins).assign(experiment=exp, task=task, model=row))
+    write_text_atomic(out_md, "\n".join(lines) + "\n")
+
+    plt = _pyplot()
+    mags = pd.concat(by_mag, ignore_index=True)
+    panels = sorted({(e, t) for e, t, _ in pooled})
+    fig, axes = plt.subplots(2, len(panels), figsize=(3.6 * len(panels), 6.0), squeeze=False)
+    for k, (exp, task) in enumerate(panels):
+        for row in [m for m in row_names(models) if m in models]:
+            s = mags[(mags["experiment"] == exp) & (mags["task"] == task) & (mags["model"] == row)]
+            if s.empty:
+                continue
+            mid = (s["mag_lo"] + s["mag_hi"]) / 2
+            axes[0, k].plot(mid, 100 * s["coverage"], marker="o", label=LABELS[row])
+            axes[1, k].plot(mid, s["mean_set_size"], marker="o", label=LABELS[row])
+        axes[0, k].axhline(100 * (1 - alpha), color="grey", ls="--", lw=0.8)
+        axes[0, k].set_title(f"{exp} {task}", fontsize=9)
+        axes[0, k].set_ylabel("coverage (%)")
+        axes[1, k].set_ylabel("mean set size")
+        axes[1, k].set_xlabel("dereddened r (mag)")
+    axes[0, 0].legend(fontsize=6)
+    fig.suptitle(f"Conformal coverage vs r magnitude, alpha = {alpha:g}; "
+                 f"{'SYNTHETIC survey (not SDSS data)' if source == 'synthetic' else source}", fontsize=9)
+    fig.tight_layout()
+    _save_png(fig, out_png, dpi=110)
+    return pd.concat(summary, ignore_index=True)

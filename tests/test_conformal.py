@@ -1,0 +1,81 @@
+"""Split-conformal prediction sets: the threshold on hand-checked cases, coverage on a constructed case."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sdssclr.conformal import (conformal_quantile, coverage_table, prediction_sets, run_sets, thresholds,
+                               tolerance)
+from sdssclr.splits import carve_calibration
+
+
+def test_the_threshold_is_the_finite_sample_corrected_quantile():
+    scores = np.arange(1, 10) / 10  # 0.1 ... 0.9, n = 9
+    # ceil((9 + 1) * 0.9) = 9 -> the largest score
+    assert conformal_quantile(scores, 0.1) == pytest.approx(0.9)
+    # ceil(10 * 0.5) = 5 -> the fifth smallest
+    assert conformal_quantile(scores, 0.5) == pytest.approx(0.5)
+    # 8 scores are too few for alpha = 0.1: ceil(9 * 0.9) = 9 > 8
+    assert conformal_quantile(scores[:8], 0.1) == math.inf
+
+
+def test_a_set_holds_every_class_within_its_threshold():
+    probas = np.array([[0.7, 0.2, 0.1], [0.4, 0.35, 0.25]])
+    sets = prediction_sets(probas, np.array([0.5, 0.7, 0.5]))
+    # scores 1 - p: [0.3, 0.8, 0.9] and [0.6, 0.65, 0.75]
+    assert sets.tolist() == [[True, False, False], [False, True, False]]
+
+
+def constructed(n, rng):
+    """Three classes whose scores differ: class 2 is much harder (its true-class probability is low),
+    so a marginal threshold under-covers it and a Mondrian one does not."""
+    labels = rng.integers(0, 3, n)
+    conf = np.where(labels == 2, rng.beta(2, 3, n), rng.beta(8, 1, n))
+    probas = np.empty((n, 3))
+    for i, (y, c) in enumerate(zip(labels, conf)):
+        rest = rng.dirichlet([1, 1]) * (1 - c)
+        probas[i] = np.insert(rest, y, c)
+    return probas, labels
+
+
+def test_mondrian_sets_cover_every_class_and_marginal_sets_do_not():
+    rng = np.random.default_rng(0)
+    cal_p, cal_y = constructed(6000, rng)
+    test_p, test_y = constructed(20000, rng)
+    alpha = 0.1
+    sets = prediction_sets(test_p, thresholds(cal_p, cal_y, alpha, mondrian=True))
+    tab = coverage_table(sets, test_y, ["A", "B", "C"], alpha).set_index("class")
+    for c in "ABC":
+        n_cal = int((cal_y == "ABC".index(c)).sum())
+        assert abs(tab.loc[c, "coverage"] - 0.9) < tolerance(tab.loc[c, "n"], alpha, n_cal)
+    marginal = prediction_sets(test_p, thresholds(cal_p, cal_y, alpha, mondrian=False))
+    tab_m = coverage_table(marginal, test_y, ["A", "B", "C"], alpha).set_index("class")
+    assert abs(tab_m.loc["all", "coverage"] - 0.9) < tolerance(len(test_y), alpha, len(cal_y))
+    assert tab_m.loc["C", "coverage"] < 0.9 - tolerance(tab_m.loc["C", "n"], alpha, len(cal_y))
+
+
+def test_calibration_is_carved_from_the_validation_split_only():
+    df = pd.DataFrame({"objID": np.arange(80), "class": np.repeat(["STAR", "GALAXY"], 40),
+                       "split": np.tile(["train"] * 20 + ["val"] * 10 + ["test"] * 10, 2)})
+    out = carve_calibration(df, 0.5, 2023, "exp1")
+    assert (out["split"] == "calib").sum() == 10
+    assert (df.loc[out["split"] == "calib", "split"] == "val").all()
+    assert out.groupby("class")["split"].apply(lambda s: (s == "calib").sum()).tolist() == [5, 5]
+    assert out["split"].eq(carve_calibration(df, 0.5, 2023, "exp1")["split"]).all()  # seeded
+
+
+def test_run_sets_calibrate_on_calib_rows_and_score_test_rows():
+    rng = np.random.default_rng(1)
+    p_cal, y_cal = constructed(600, rng)
+    p_test, y_test = constructed(400, rng)
+    names = ["STAR", "GALAXY", "QSO"]
+    df = pd.DataFrame({"class": np.asarray(names)[np.r_[y_cal, y_test]],
+                       "split": ["calib"] * 600 + ["test"] * 400, "r_mag": rng.uniform(18, 21, 1000)})
+    for k, c in enumerate(names):
+        df[f"m.p_{c}"] = np.r_[p_cal[:, k], p_test[:, k]]
+    labels, sets, mag, n_cal = run_sets(df, "m", names, 0.1)
+    assert n_cal.tolist() == np.bincount(y_cal, minlength=3).tolist()
+    assert len(labels) == len(sets) == len(mag) == 400
+    np.testing.assert_array_equal(sets, prediction_sets(p_test, thresholds(p_cal, y_cal, 0.1)))

@@ -1,0 +1,9 @@
+"""Adapter: rule embedding_map -> sdssclr.figures.plot_embedding_map."""
+
+from sdssclr.figures import plot_embedding_map
+from sdssclr.io import log_to
+
+with log_to(snakemake.log[0]):
+    wc = snakemake.wildcards
+    plot_embedding_map(snakemake.input.embeddings, snakemake.input.split, snakemake.output[0],
+                       title=f"SimCLR encoder of {wc.dataset}, seed {wc.seed}", seed=int(wc.seed))
