@@ -79,3 +79,41 @@ def test_run_sets_calibrate_on_calib_rows_and_score_test_rows():
     assert n_cal.tolist() == np.bincount(y_cal, minlength=3).tolist()
     assert len(labels) == len(sets) == len(mag) == 400
     np.testing.assert_array_equal(sets, prediction_sets(p_test, thresholds(p_cal, y_cal, 0.1)))
+
+
+def write_run(path, probas, labels, split, names, source="synthetic", experiment="exp1", task="SGQ", seed=0):
+    from sdssclr.io import write_parquet_atomic
+
+    df = pd.DataFrame({"objID": np.arange(len(labels)), "class": np.asarray(names)[labels], "split": split,
+                       "r_mag": np.linspace(18, 22, len(labels))})
+    for k, c in enumerate(names):
+        df[f"margnet.p_{c}"] = probas[:, k]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_parquet_atomic(df, path, {"source": source, "experiment": experiment, "task": task, "seed": seed})
+
+
+def test_the_report_flags_a_class_whose_coverage_breaks_under_shift(tmp_path):
+    from sdssclr.conformal import write_conformal_report
+
+    rng = np.random.default_rng(3)
+    names = ["STAR", "GALAXY", "QSO"]
+    p_cal, y_cal = constructed(3000, rng)
+    p_ok, y_ok = constructed(3000, rng)
+    # a shifted test set: the STAR objects are now as hard as class C was
+    p_sh, y_sh = constructed(3000, rng)
+    star = y_sh == 0
+    p_sh[star] = np.roll(p_sh[star], 1, axis=1) * 0.3 + 0.7 / 3
+    for exp, (p, y) in {"exp1": (p_ok, y_ok), "exp3": (p_sh, y_sh)}.items():
+        write_run(tmp_path / exp / "predictions.parquet", np.r_[p_cal, p], np.r_[y_cal, y],
+                  ["calib"] * 3000 + ["test"] * 3000, names, experiment=exp)
+    md = tmp_path / "conformal.md"
+    table = write_conformal_report([tmp_path / "exp1" / "predictions.parquet", tmp_path / "exp3" / "predictions.parquet"],
+                                   md, tmp_path / "coverage.png", models=["margnet"], alpha=0.1, mondrian=True, n_bins=4)
+    text = md.read_text()
+    assert "SYNTHETIC survey" in text
+    exp1 = [ln for ln in text.splitlines() if ln.startswith("| exp1 | SGQ |")][0]
+    exp3 = [ln for ln in text.splitlines() if ln.startswith("| exp3 | SGQ |")][0]
+    assert "!" not in exp1 and "STAR" in exp3 and exp3.split("STAR ")[1].split(",")[0].endswith("!")
+    star3 = table[(table["experiment"] == "exp3") & (table["class"] == "STAR")].iloc[0]
+    assert star3["below"] and star3["coverage"] < 0.8
+    assert (tmp_path / "coverage.png").read_bytes()[:4] == b"\x89PNG"
