@@ -70,13 +70,20 @@ def coverage_table(sets: np.ndarray, labels: np.ndarray, classes, alpha: float) 
     return pd.DataFrame(rows).assign(target=1 - alpha)
 
 
+def equal_count_bins(values: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Edges of (at most) ``n_bins`` equal-count bins of ``values`` and each value's bin index;
+    tied quantiles merge bins, the largest value falls in the last bin."""
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, n_bins + 1)))
+    which = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, max(len(edges) - 2, 0))
+    return edges, which
+
+
 def coverage_by_magnitude(sets: np.ndarray, labels: np.ndarray, mag: np.ndarray, n_bins: int) -> pd.DataFrame:
     """Coverage and mean set size in ``n_bins`` equal-count bins of a magnitude."""
     labels = np.asarray(labels, dtype=np.int64)
     covered = sets[np.arange(len(labels)), labels]
     size = sets.sum(1)
-    edges = np.unique(np.quantile(mag, np.linspace(0, 1, n_bins + 1)))
-    which = np.clip(np.searchsorted(edges, mag, side="right") - 1, 0, len(edges) - 2)
+    edges, which = equal_count_bins(mag, n_bins)
     rows = []
     for b in range(len(edges) - 1):
         m = which == b

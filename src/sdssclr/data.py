@@ -77,10 +77,11 @@ def load_objects(split_path, index_path, task: str | None = None, splits=None) -
                    source=source_of(split_path))
 
 
-def load_by_objid(index_path, objids, source: str = "") -> Objects:
+def load_by_objid(index_path, objids, source: str = "", index: pd.DataFrame | None = None) -> Objects:
     """Objects with usable stamps among ``objids`` (labelled or not; an unlabelled object's class
-    is ''), in the order of ``objids``; the split column says 'pretrain'."""
-    index = usable_index(index_path).set_index("objID")
+    is ''), in the order of ``objids``; the split column says 'pretrain'. ``index``: the usable rows
+    of the stamp index by objID, when the caller has already read them."""
+    index = usable_index(index_path).set_index("objID") if index is None else index
     objids = np.asarray(objids, dtype=np.int64)
     missing = ~np.isin(objids, index.index.to_numpy())
     if missing.any():

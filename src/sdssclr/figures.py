@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .conformal import equal_count_bins
 from .io import write_text_atomic
 from .registry import LABELS, MODELS, row_names, spec
 from .splits import TASK_CLASSES
@@ -140,8 +141,7 @@ def plot_accuracy_vs_magnitude(prediction_paths, out_png, *, models, title: str,
     with binomial standard errors."""
     plt = _pyplot()
     df = _test_predictions(prediction_paths, row_names(models))
-    edges = np.unique(np.quantile(df["r_mag"], np.linspace(0, 1, n_bins + 1)))
-    df["bin"] = np.clip(np.searchsorted(edges, df["r_mag"], side="right") - 1, 0, len(edges) - 2)
+    df["bin"] = equal_count_bins(df["r_mag"].to_numpy(), n_bins)[1]
     df["correct"] = df["pred"] == df["class"]
     g = df.groupby(["model", "bin"]).agg(acc=("correct", "mean"), n=("correct", "size"), mag=("r_mag", "median"))
     g = g.reset_index()

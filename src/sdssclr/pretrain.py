@@ -31,7 +31,7 @@ import torch
 
 from .augment import AugmentConfig, Augmenter, Normalizer, border_noise, center_crop
 from .config import OPERATIONAL
-from .data import Objects, iter_usable_shards, load_by_objid, load_objects, usable_index
+from .data import Objects, iter_usable_shards, load_by_objid, load_objects
 from .io import atomic_path, source_of, write_parquet_atomic
 from .models import ProjectionHead, build_encoder, nt_xent
 from .training import (CheckpointError, Preempted, Preemption, autocast, cosine_with_warmup, distributed,
@@ -151,12 +151,10 @@ def pretrain(split_path, index_path, out_encoder, out_curve, out_embeddings, *, 
 
     labelled = load_objects(split_path, index_path, splits=["train"])
     if objects_path is not None:
+        # built from the same stamp index, usable stamps only (sdssclr.pretraining_set counts the
+        # objects it drops); an object without a usable stamp here is an error of load_by_objid
         ids = pd.read_parquet(objects_path, columns=["objID"])["objID"].to_numpy(np.int64)
-        usable = np.isin(ids, usable_index(index_path)["objID"].to_numpy())
-        if (~usable).any():
-            log.info("%s: %d of %d objects have no usable stamp and are left out", objects_path,
-                     int((~usable).sum()), len(ids))
-        train = load_by_objid(index_path, ids[usable], source=labelled.source)
+        train = load_by_objid(index_path, ids, source=labelled.source)
     else:
         train = labelled
     log.info("pretraining set: %d objects, %d of them labelled training objects", len(train),

@@ -86,23 +86,27 @@ def query(folder, objid: int, k: int, stamps_index=None, gallery=None) -> pd.Dat
     ids, sim = SimilarityIndex(folder).neighbours(int(objid), k)
     table = pd.DataFrame({"rank": np.arange(1, len(ids) + 1), "objID": ids, "similarity": sim})
     if stamps_index is not None and Path(stamps_index).exists():
-        idx = pd.read_parquet(stamps_index).drop_duplicates("objID").set_index("objID")
+        from .data import usable_index
+
+        # every indexed object has a usable stamp (the embeddings are of those), read the index once
+        idx = usable_index(stamps_index).set_index("objID")
         known = idx.reindex(ids)
         table["class"] = known["class"].fillna("unlabelled").to_numpy() if "class" in idx else "unknown"
         table["r_mag"] = known["dered_r"].to_numpy() if "dered_r" in idx else np.nan
         if gallery is not None:
-            write_gallery(int(objid), table, stamps_index, gallery)
+            write_gallery(int(objid), table, idx, stamps_index, gallery)
     return table
 
 
-def write_gallery(objid: int, table: pd.DataFrame, stamps_index, out_png) -> None:
+def write_gallery(objid: int, table: pd.DataFrame, usable: pd.DataFrame, stamps_index, out_png) -> None:
+    """gri stamps of the query and its neighbours; ``usable`` is the stamp index's usable rows by objID."""
     from .data import load_by_objid
     from .figures import stamp_rgb
     from .tables import _pyplot, _save_png
 
     plt = _pyplot()
     ids = np.r_[objid, table["objID"].to_numpy()]
-    objs = load_by_objid(stamps_index, ids)
+    objs = load_by_objid(stamps_index, ids, index=usable)
     n = len(ids)
     cols = min(n, 7)
     rows = -(-n // cols)

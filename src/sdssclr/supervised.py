@@ -106,7 +106,10 @@ def evaluate(clf, state: dict, test: Objects, out_metrics, out_predictions, *, e
     for the test objects and the calibration objects (``split`` column; conformal sets)."""
     task = state["task"]
     classes = TASK_CLASSES[task]
-    probas = {clf.name: clf.predict_proba(test), **clf.component_probas(test)}
+    def probas_of(objs: Objects) -> dict[str, np.ndarray]:  # the model's and each component's
+        return {clf.name: clf.predict_proba(objs), **clf.component_probas(objs)}
+
+    probas = probas_of(test)
     metrics = {}
     for name, p in probas.items():
         if not np.isfinite(p).all():
@@ -117,7 +120,7 @@ def evaluate(clf, state: dict, test: Objects, out_metrics, out_predictions, *, e
                n_test_per_class={c: int((test.classes == c).sum()) for c in classes},
                components={k: v for k, v in metrics.items() if k != clf.name}, **(extra or {}))
     if calibration is not None and len(calibration):
-        cal = {clf.name: clf.predict_proba(calibration), **clf.component_probas(calibration)}
+        cal = probas_of(calibration)
         both = test.concat(calibration)
         probas = {k: np.concatenate([p, cal[k]]) for k, p in probas.items()}
     else:
