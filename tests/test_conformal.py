@@ -117,3 +117,25 @@ def test_the_report_flags_a_class_whose_coverage_breaks_under_shift(tmp_path):
     star3 = table[(table["experiment"] == "exp3") & (table["class"] == "STAR")].iloc[0]
     assert star3["below"] and star3["coverage"] < 0.8
     assert (tmp_path / "coverage.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_each_class_is_judged_with_its_own_calibration_count_when_a_class_has_no_test_objects(tmp_path):
+    from sdssclr.conformal import write_conformal_report
+
+    rng = np.random.default_rng(4)
+    names = ["STAR", "GALAXY", "QSO"]
+    p_cal, y_cal = constructed(900, rng)
+    keep = np.flatnonzero(y_cal != 2)[:300]  # few QSO calibration objects, many of the others
+    keep = np.r_[keep, np.flatnonzero(y_cal == 2)[:40]]
+    p_cal, y_cal = p_cal[keep], y_cal[keep]
+    p_test, y_test = constructed(600, rng)
+    p_test, y_test = p_test[y_test != 0], y_test[y_test != 0]  # no STAR among the test objects
+    write_run(tmp_path / "r" / "predictions.parquet", np.r_[p_cal, p_test], np.r_[y_cal, y_test],
+              ["calib"] * len(y_cal) + ["test"] * len(y_test), names)
+    table = write_conformal_report([tmp_path / "r" / "predictions.parquet"], tmp_path / "c.md", tmp_path / "c.png",
+                                   models=["margnet"], alpha=0.1, mondrian=True, n_bins=3).set_index("class")
+    n_cal = np.bincount(y_cal, minlength=3)
+    assert "STAR" not in table.index
+    for k, c in ((1, "GALAXY"), (2, "QSO")):
+        assert table.loc[c, "tolerance"] == pytest.approx(tolerance(int(table.loc[c, "n"]), 0.1, int(n_cal[k])))
+    assert table.loc["all", "tolerance"] == pytest.approx(tolerance(len(y_test), 0.1, int(n_cal.min())))

@@ -170,10 +170,10 @@ def write_conformal_report(prediction_paths, out_md, out_png, *, models, alpha: 
         n_cal = parts[0][3]  # the same calibration objects for every seed
         classes = TASK_CLASSES[task]
         tab = coverage_table(sets, labels, classes, alpha)
-        tol = {name: tolerance(r["n"], alpha, int(n_cal[k]) if mondrian else int(n_cal.sum()))
-               for k, (name, r) in enumerate(zip(classes, tab.iloc[:-1].to_dict("records")))}
-        tol["all"] = tolerance(int(tab.iloc[-1]["n"]), alpha, int(n_cal.min() if mondrian else n_cal.sum()))
-        tab["tolerance"] = tab["class"].map(tol)
+        # the calibration objects behind each row's threshold: its class's (Mondrian), or all of them
+        cal_of = {c: int(n_cal[k]) if mondrian else int(n_cal.sum()) for k, c in enumerate(classes)}
+        cal_of["all"] = int(n_cal.min() if mondrian else n_cal.sum())
+        tab["tolerance"] = [tolerance(int(n), alpha, cal_of[c]) for c, n in zip(tab["class"], tab["n"])]
         below = tab["coverage"] < 1 - alpha - tab["tolerance"]
         tab["below"] = below
         per = ", ".join(f"{r['class']} {100 * r['coverage']:.1f}" + ("!" if r["below"] else "")
