@@ -38,6 +38,20 @@ def test_shipped_configs_are_valid(repo, schema):
         (lambda c: c["comparison"].update(baseline="simclr-linear") or c.update(models=["margnet"]),
          "comparison.baseline: 'simclr-linear' is not one of models"),
         (lambda c: c.update(models=["margnet", "resnet"]), "models.1: 'resnet' is not one of"),
+        (lambda c: c["conformal"].update(alpha=1.0), "conformal.alpha"),
+        (lambda c: c["conformal"].update(alpha=float("nan")), "conformal.alpha: nan is not a finite number"),
+        (lambda c: c["conformal"].update(calibration_fraction=0.0001),
+         "conformal.calibration_fraction: 0.0001 of exp2's 5000 validation objects per class leaves 0 for calibration"),
+        (lambda c: c["conformal"].update(mondrian="yes"), "conformal.mondrian"),
+        (lambda c: c["conformal"].update(magnitude_bins=0), "conformal.magnitude_bins"),
+        (lambda c: c["predictions"].update(models=["simclr"]) or c.update(models=["margnet", "gbdt"])
+         or c["label_efficiency"].update(models=["margnet"]),
+         r"predictions.models: \['simclr'\] are not among models"),
+        (lambda c: c["unlabelled"].update(per_field=-1), "unlabelled.per_field"),
+        (lambda c: c["unlabelled"].update(per_field=2.5), "unlabelled.per_field: 2.5 is not an integer"),
+        (lambda c: c["pretrain"].update(objects="unlabelled"), "pretrain.objects"),
+        (lambda c: c["survey"].update(photometric_file="/no/such/export.csv"),
+         "survey.photometric_file: /no/such/export.csv does not exist"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_key(base_config, schema, mutate, key):

@@ -96,7 +96,7 @@ def _relations(config: dict) -> list[str]:
     if crop > size:
         problems.append(f"pretrain.augment.crop: {crop} is larger than stamps.size {size}")
     survey = config["survey"]
-    for key in ("frames_dir", "catalog_file"):
+    for key in ("frames_dir", "catalog_file", "photometric_file"):
         path = survey.get(key)
         if survey["source"] == "sdss" and path and not Path(path).exists():
             problems.append(f"survey.{key}: {path} does not exist")
