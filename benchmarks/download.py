@@ -21,9 +21,9 @@ sys.path.insert(0, str(HERE / "tests"))
 
 from loopback import SAS  # noqa: E402
 from sdssclr.catalog import FIELD_KEYS  # noqa: E402
-from sdssclr.sdss import FrameFetcher  # noqa: E402
-from sdssclr.stamps import cut_shard  # noqa: E402
-from sdssclr.synthetic import generate_survey  # noqa: E402
+from sdssclr.survey.fetch import FrameFetcher  # noqa: E402
+from sdssclr.stamps.shards import cut_shard  # noqa: E402
+from sdssclr.survey.synthetic import generate_survey  # noqa: E402
 
 
 def main(argv=None):

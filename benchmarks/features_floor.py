@@ -3,7 +3,7 @@
 The synthetic survey's catalogue alone (no frames, seconds to generate) at the medium size of the
 GPU-scale configuration: 120,000 objects, 3,600 per class compact (exp1, 6:1:1) and 3,000 per class
 faint+compact (exp2, 8:1:1), split_seed 2023. Both models are the workflow's own
-(`sdssclr.classifiers`: `gbdt`, and the ANN of `margnet` with its configured schedule and feature
+(`sdssclr.learn.classifiers`: `gbdt`, and the ANN of `margnet` with its configured schedule and feature
 scaling); the difference comes with a paired bootstrap interval over the test objects.
 
     python benchmarks/features_floor.py                    # medium size, config.yaml schedules
@@ -27,14 +27,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from sdssclr.catalog import features  # noqa: E402
-from sdssclr.classifiers import build, feature_scaler  # noqa: E402
-from sdssclr.cuts import apply_cuts, dataset_cuts  # noqa: E402
-from sdssclr.data import Objects  # noqa: E402
-from sdssclr.evaluate import paired_bootstrap  # noqa: E402
-from sdssclr.models import PhotometryANN  # noqa: E402
-from sdssclr.splits import labels, make_split, select_task  # noqa: E402
-from sdssclr.synthetic import generate_catalog  # noqa: E402
-from sdssclr.training import Schedule, fit, predict_logits  # noqa: E402
+from sdssclr.learn.classifiers import build, feature_scaler  # noqa: E402
+from sdssclr.samples.cuts import apply_cuts, dataset_cuts  # noqa: E402
+from sdssclr.stamps.objects import Objects  # noqa: E402
+from sdssclr.results.stats import paired_bootstrap  # noqa: E402
+from sdssclr.learn.networks import PhotometryANN  # noqa: E402
+from sdssclr.catalog import labels, select_task  # noqa: E402
+from sdssclr.samples.splits import make_split  # noqa: E402
+from sdssclr.survey.synthetic import generate_catalog  # noqa: E402
+from sdssclr.learn.engine import Schedule, fit, predict_logits  # noqa: E402
 
 
 def objects_of(split, task):

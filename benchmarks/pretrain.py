@@ -1,7 +1,7 @@
 """Pretraining throughput: batched on-device augmentation vs a per-sample DataLoader pipeline.
 
 Both pipelines apply the same augmentations (blur, noise, rot90/flip, jitter-crop, from
-sdssclr.augment) and train the same encoder with the same batch; the per-sample pipeline calls
+sdssclr.learn.augment) and train the same encoder with the same batch; the per-sample pipeline calls
 them on one stamp at a time inside a Dataset's __getitem__ (DataLoader workers, pinned memory),
 the batched one on the whole batch on the training device.
 
@@ -22,9 +22,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from sdssclr.augment import AugmentConfig, Augmenter, Normalizer, border_noise  # noqa: E402
-from sdssclr.models import ProjectionHead, ResNetEncoder, nt_xent  # noqa: E402
-from sdssclr.training import autocast, resolve_device  # noqa: E402
+from sdssclr.learn.augment import AugmentConfig, Augmenter, Normalizer, border_noise  # noqa: E402
+from sdssclr.learn.encoders import ResNetEncoder  # noqa: E402
+from sdssclr.learn.simclr import ProjectionHead, nt_xent  # noqa: E402
+from sdssclr.learn.engine import autocast, resolve_device  # noqa: E402
 
 
 def fake_stamps(n, seed=0):

@@ -15,12 +15,10 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from sdssclr.models import build_encoder  # noqa: E402
-from sdssclr.pretrain import embed, load_encoder  # noqa: E402
+from sdssclr.learn.encoders import build_encoder  # noqa: E402
+from sdssclr.learn.pretrain import embed, load_encoder  # noqa: E402
 
 
 def probe(x, y):
@@ -38,9 +36,8 @@ def main(argv=None):
     import pandas as pd
     import torch
 
-    from sdssclr.data import shard_path, usable_index
-    from sdssclr.splits import TASK_CLASSES
-    from sdssclr.stamps import load_stamps
+    from sdssclr.catalog import TASK_CLASSES
+    from sdssclr.stamps.shards import load_stamps, shard_path, usable_index
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", default=".")

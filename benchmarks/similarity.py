@@ -3,7 +3,7 @@
     python benchmarks/similarity.py               # 10^6 x 512 (needs ~6 GB of RAM and disk)
     python benchmarks/similarity.py --n 100000    # smaller
 
-Builds a saved index (sdssclr.similarity.save_index: L2-normalised float32 .npy) from random
+Builds a saved index (sdssclr.results.similarity.save_index: L2-normalised float32 .npy) from random
 vectors, opens it memory-mapped (SimilarityIndex, scikit-learn's brute-force NearestNeighbors) and
 times single-object queries for k = 20. Prints the figures and the peak resident memory.
 """
@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from sdssclr.similarity import SimilarityIndex, save_index  # noqa: E402
+from sdssclr.results.similarity import SimilarityIndex, save_index  # noqa: E402
 
 
 def peak_rss_gb() -> float:

@@ -22,9 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from sdssclr.bands import BANDS  # noqa: E402
 from sdssclr.catalog import FIELD_KEYS  # noqa: E402
-from sdssclr.frames import decompress, field_paths, read_frame  # noqa: E402
-from sdssclr.stamps import LocalFrames, cut_shard  # noqa: E402
-from sdssclr.synthetic import generate_survey  # noqa: E402
+from sdssclr.survey.frames import decompress, field_paths, read_frame  # noqa: E402
+from sdssclr.stamps.shards import cut_shard  # noqa: E402
+from sdssclr.survey.fetch import LocalFrames  # noqa: E402
+from sdssclr.survey.synthetic import generate_survey  # noqa: E402
 
 
 def naive(objects, root, size):

@@ -1,3 +1,7 @@
+"""Fixtures shared by the stage folders. The sdssclr package is imported as installed
+(``pip install -e ".[dev]"``); pytest puts this folder on the path, for ``loopback`` and this module."""
+
+import ast
 import sys
 from pathlib import Path
 
@@ -5,7 +9,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
-sys.path.insert(0, str(REPO / "src"))
 
 
 @pytest.fixture(scope="session")
@@ -53,10 +56,11 @@ def build_tiny_data(root, n_objects=900, per_class=40):
     for machines that have no Snakemake (the GPU test)."""
     import yaml
 
-    from sdssclr.sdss import frame_source
-    from sdssclr.splits import write_pool, write_split
-    from sdssclr.stamps import merge_index, run_shard, write_plan
-    from sdssclr.synthetic import generate_survey
+    from sdssclr.samples.pools import write_pool
+    from sdssclr.samples.splits import write_split
+    from sdssclr.stamps.shards import merge_index, run_shard, write_plan
+    from sdssclr.survey.fetch import frame_source
+    from sdssclr.survey.synthetic import generate_survey
 
     cfg = yaml.safe_load((REPO / "config.yaml").read_text())
     root = Path(root)
@@ -70,3 +74,20 @@ def build_tiny_data(root, n_objects=900, per_class=40):
               root / "stamps" / "shard-0000.npy", root / "stamps" / "shard-0000.parquet", size=32, policy="drop")
     merge_index([root / "stamps" / "shard-0000.parquet"], root / "catalog.parquet", root / "stamps" / "index.parquet")
     return root / "exp1.parquet", root / "stamps" / "index.parquet"
+
+
+def imports_of(path, package: str):
+    """(node, absolute module, imported names) of every import in the Python file ``path``, at any
+    depth (lazy imports inside functions too); relative imports are resolved against ``package``,
+    the package the file belongs to."""
+    for node in ast.walk(ast.parse(Path(path).read_text())):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node, alias.name, []
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join(parts + ([node.module] if node.module else []))
+            yield node, module, [a.name for a in node.names]
+

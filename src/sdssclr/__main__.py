@@ -21,7 +21,7 @@ def main(argv=None) -> int:
                      help="gallery PNG (default results/similar/OBJID.png; 'none' for no gallery)")
     args = parser.parse_args(argv)
 
-    from .similarity import query
+    from .results.similarity import query
 
     if args.k < 1:
         parser.error("--k must be at least 1")

@@ -1,6 +1,8 @@
-"""Photometric constants shared by every step: band order, pixel scale, extinction, magnitudes."""
+"""Photometric constants shared by every step: band order, pixel scale, extinction, seeing, magnitudes."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -21,11 +23,8 @@ def mag_to_nmgy(mag):
     return 10.0 ** ((NMGY_ZEROPOINT - np.asarray(mag, dtype=float)) / 2.5)
 
 
-def nmgy_to_mag(flux):
-    """Magnitude of a flux in nanomaggies; non-positive fluxes give NaN."""
-    flux = np.asarray(flux, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(flux > 0, NMGY_ZEROPOINT - 2.5 * np.log10(flux), np.nan)
+#: Gaussian sigma per unit of FWHM, 1 / (2 sqrt(2 ln 2)).
+FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 
 #: Asinh ("luptitude") softening parameters b of SDSS model magnitudes, u..z (Lupton et al. 1999).
 ASINH_SOFTENING: dict[str, float] = {"u": 1.4e-10, "g": 0.9e-10, "r": 1.2e-10, "i": 1.8e-10, "z": 7.4e-10}

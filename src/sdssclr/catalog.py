@@ -1,7 +1,9 @@
-"""The catalogue: which columns the SDSS query returns, their SQL source, and the 24 features.
+"""The catalogue: which columns the SDSS query returns, their SQL source, the 24 features, the
+photometric flag bits, and the spectroscopic classes with the classes of each task.
 
-One list, :data:`COLUMNS`, drives the SQL ``SELECT`` (``sdss``), the synthetic generator
-(``synthetic``), the check of user-supplied CasJobs exports and the local cut filter (``cuts``).
+One list, :data:`COLUMNS`, drives the SQL ``SELECT`` (:mod:`sdssclr.survey.skyserver`), the
+synthetic generator (:mod:`sdssclr.survey.synthetic`), the check of user-supplied CasJobs exports
+and the local cut filter (:mod:`sdssclr.samples.cuts`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,25 @@ import pandas as pd
 
 from .bands import BANDS
 
-CLASSES: tuple[str, ...] = ("STAR", "GALAXY", "QSO")
+#: The spectroscopic classes of SDSS objects (SpecObj ``class``), in label order.
+OBJECT_CLASSES: tuple[str, ...] = ("STAR", "GALAXY", "QSO")
+#: The classes of each task, in label order: SG drops quasars, SGQ keeps all three.
+TASK_CLASSES: dict[str, tuple[str, ...]] = {"SG": ("STAR", "GALAXY"), "SGQ": OBJECT_CLASSES}
+
+#: r-band photometric flag bits used by the cuts (values from the SDSS PhotoFlags table).
+PHOTO_FLAGS: dict[str, int] = {
+    "PEAKCENTER": 0x20,
+    "NOTCHECKED": 0x80000,
+    "PSF_FLUX_INTERP": 0x800000000000,
+    "BAD_COUNTS_ERROR": 0x10000000000,
+    "SATURATED": 0x40000,
+    "NOPROFILE": 0x80,
+    "EDGE": 0x4,
+    "DEBLEND_NOPEAK": 0x400000000000,
+    "INTERP_CENTER": 0x100000000000,
+    "COSMIC_RAY": 0x1000,
+    "BINNED1": 0x10000000,
+}
 
 
 @dataclass(frozen=True)
@@ -78,8 +98,6 @@ PHOTO_COLUMNS: tuple[Column, ...] = tuple(c for c in COLUMNS if c.table == "p")
 PHOTO_COLUMN_NAMES: tuple[str, ...] = tuple(c.alias for c in PHOTO_COLUMNS)
 BY_ALIAS: dict[str, Column] = {c.alias: c for c in COLUMNS}
 FIELD_KEYS: tuple[str, ...] = ("rerun", "run", "camcol", "field")
-#: Columns holding 64-bit identifiers (read as text from CSV so that nothing rounds them).
-ID_COLUMNS: tuple[str, ...] = ("objID", "specObjID", "bestObjID", "fluxObjID")
 
 #: The 24 photometric features of MargNet, in order: per band dered, deVRad, psffwhm, extinction,
 #: then the four model-magnitude colours.
@@ -174,3 +192,24 @@ def features(df: pd.DataFrame) -> np.ndarray:
     for a, b in zip(BANDS[:-1], BANDS[1:]):
         cols[f"{a}_{b}"] = df[a].to_numpy(float) - df[b].to_numpy(float)
     return np.stack([cols[name] for name in FEATURES], axis=1).astype(np.float32)
+
+
+def select_task(df: pd.DataFrame, task: str) -> pd.DataFrame:
+    """Rows of ``df`` belonging to ``task``'s classes (SG drops quasars)."""
+    try:
+        classes = TASK_CLASSES[task]
+    except KeyError:
+        raise ValueError(f"unknown task {task!r} (expected one of {sorted(TASK_CLASSES)})") from None
+    return df[df["class"].isin(classes)].reset_index(drop=True)
+
+
+def labels(df: pd.DataFrame, task: str) -> np.ndarray:
+    """Integer class labels in the order of ``TASK_CLASSES[task]``."""
+    lookup = {c: i for i, c in enumerate(TASK_CLASSES[task])}
+    return df["class"].map(lookup).to_numpy(dtype=np.int64)
+
+
+def labels_of(classes, task: str = "SGQ") -> np.ndarray:
+    """Integer labels of an array of class names (every name must belong to ``task``)."""
+    lookup = {c: i for i, c in enumerate(TASK_CLASSES[task])}
+    return np.array([lookup[c] for c in classes], dtype=np.int64)

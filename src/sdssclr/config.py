@@ -14,6 +14,9 @@ from pathlib import Path
 
 import yaml
 
+from .experiments import ExperimentGraph, has_own_dataset, split_sizes
+from .registry import MODELS
+
 
 #: Keys that change how a step runs, never what it computes (where frames come from, timeouts,
 #: parallelism, devices, kept files, checkpoint intervals). Rules pass them to their scripts
@@ -47,8 +50,6 @@ def validate(config: dict, schema_path) -> dict:
     ``stamps.size: -3 is less than the minimum of 8``. Unknown keys are reported by their full
     name. Also checks relations the schema cannot express (experiment references).
     """
-    from .registry import MODELS
-
     schema = yaml.safe_load(Path(schema_path).read_text())
     schema["$defs"]["model_name"]["enum"] = list(MODELS)  # the one list of model names
     validator = _strict_validator()(schema)
@@ -89,8 +90,6 @@ def _strict_validator():
 
 
 def _relations(config: dict) -> list[str]:
-    from .splits import split_sizes
-
     problems = []
     crop, size = config["pretrain"]["augment"]["crop"], config["stamps"]["size"]
     if crop > size:
@@ -101,7 +100,7 @@ def _relations(config: dict) -> list[str]:
         if survey["source"] == "sdss" and path and not Path(path).exists():
             problems.append(f"survey.{key}: {path} does not exist")
     for name, exp in config["experiments"].items():
-        if "dataset" in exp and exp["dataset"] in config["datasets"]:
+        if has_own_dataset(exp) and exp["dataset"] in config["datasets"]:
             per_class = config["datasets"][exp["dataset"]]["per_class"]
             sizes = split_sizes(per_class, exp["ratios"])
             val = sizes["val"]
@@ -122,13 +121,12 @@ def _relations(config: dict) -> list[str]:
         problems.append(f"predictions.models: {unknown} are not among models {config['models']}")
     if base not in config["label_efficiency"]["models"]:
         problems.append(f"label_efficiency.models: must include the comparison baseline {base!r}")
-    experiments = config["experiments"]
-    for name, exp in experiments.items():
-        if "train_from" in exp:
-            parent = experiments.get(exp["train_from"])
-            if parent is None or "dataset" not in parent:
-                problems.append(f"experiments.{name}.train_from: {exp['train_from']!r} is not an "
-                                "experiment with its own dataset")
+    graph = ExperimentGraph(config["experiments"])
+    problems.extend(graph.problems())
+    le = config["label_efficiency"]["experiment"]
+    if le not in graph.own:
+        problems.append(f"label_efficiency.experiment: {le!r} is not an experiment with its own dataset "
+                        f"(one of {graph.own})")
     return problems
 
 

@@ -1,4 +1,4 @@
-"""Atomic file output and log redirection used by every workflow step.
+"""Atomic file output, Parquet metadata and log redirection used by every workflow step.
 
 Every output is written to a temporary file in the destination directory and renamed into
 place only once complete, so a crash never leaves a file that looks finished.
@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 
 @contextlib.contextmanager
@@ -63,9 +65,6 @@ def write_json_atomic(path, obj) -> None:
 
 def write_parquet_atomic(df: pd.DataFrame, path, metadata: dict[str, str] | None = None) -> None:
     """Write a DataFrame as Parquet atomically; ``metadata`` goes into the file's key-value store."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     table = pa.Table.from_pandas(df, preserve_index=False)
     if metadata:
         meta = dict(table.schema.metadata or {})
@@ -77,8 +76,6 @@ def write_parquet_atomic(df: pd.DataFrame, path, metadata: dict[str, str] | None
 
 def read_parquet_metadata(path) -> dict[str, str]:
     """The key-value metadata written by :func:`write_parquet_atomic` (pandas' own entry dropped)."""
-    import pyarrow.parquet as pq
-
     meta = pq.read_schema(path).metadata or {}
     return {k.decode(): v.decode() for k, v in meta.items() if k != b"pandas"}
 
@@ -116,7 +113,21 @@ def log_to(logfile):
             sys.stdout, sys.stderr = old_out, old_err
 
 
-def source_of(path) -> str:
+def remove_stale_temporaries(directory: Path, prefixes=None) -> int:
+    """Delete temporary files (``.NAME.*.tmp``, see :func:`atomic_path`) that a killed job left in
+    ``directory``, all of them or those of files named in ``prefixes``; returns the count."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return 0
+    n = 0
+    for tmp in directory.glob(".*.tmp"):
+        if prefixes is None or any(tmp.name.startswith(f".{p}.") for p in prefixes):
+            tmp.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
+def data_source(path) -> str:
     """The data source ('synthetic' or 'SDSS DR<n>') recorded in a Parquet file's metadata."""
     try:
         return read_parquet_metadata(path)["source"]

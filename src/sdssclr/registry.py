@@ -2,7 +2,7 @@
 
 Rules (wildcards, inputs, GPU requests, config sections), the config schema (its enum of model
 names is filled from here) and the tables (row order and labels) all read :data:`MODELS`; the
-implementations in :mod:`sdssclr.classifiers` attach to these names. This module imports no
+implementations in :mod:`sdssclr.learn.classifiers` attach to these names. This module imports no
 heavy library, so the Snakefile can read it cheaply.
 """
 

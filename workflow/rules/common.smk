@@ -1,9 +1,9 @@
 from pathlib import Path
 
+from sdssclr.config import scientific, validate
+from sdssclr.experiments import ExperimentGraph
 from sdssclr.registry import MODELS as REGISTERED_MODELS, spec
 from sdssclr.registry import model_config as registry_model_config
-from sdssclr.config import scientific, validate
-from sdssclr.pretraining_set import unlabelled_datasets
 from sdssclr.workflow import export_package_path
 
 # A bad config stops here, before any job is scheduled, with the offending key named.
@@ -12,10 +12,18 @@ validate(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schem
 # Workflow scripts import the sdssclr package from this checkout, also inside conda envs.
 export_package_path(str(Path(workflow.basedir) / "src"))
 
-EXPERIMENTS = sorted(config["experiments"])
+# What depends on what between experiments (owners, transfers, encoders): sdssclr.experiments.
+GRAPH = ExperimentGraph(config["experiments"])
+EXPERIMENTS = GRAPH.names
+OWN_EXPERIMENTS = GRAPH.own
+TRANSFER_EXPERIMENTS = GRAPH.transfers
 DATASETS = list(config["datasets"])
 N_SHARDS = config["stamps"]["n_shards"]
 SOURCE = config["survey"]["source"]
+TASKS = config["tasks"]
+MODELS = config["models"]
+SEEDS = config["seeds"]
+LE = config["label_efficiency"]
 
 
 wildcard_constraints:
@@ -28,45 +36,34 @@ wildcard_constraints:
     frac=r"[0-9.]+",
 
 
-def catalog_path():
-    return "results/survey/catalog.parquet"
-
-
-def photometric_path():
-    """Photometric objects without spectra in the labelled sample's fields (the unlabelled source)."""
-    return "results/survey/photometric.parquet"
+def splits_of(experiments):
+    """The split files of ``experiments``."""
+    return expand(rules.split.output[0], experiment=experiments)
 
 
 def photometric_file_input():
     return config["survey"]["photometric_file"] or []
 
 
+def catalog_file_input():
+    return config["survey"]["catalog_file"] or []
+
+
 def unlabelled_pools():
     """Unlabelled objects to stamp: those of every pretrained dataset's regime (none if disabled)."""
     if config["unlabelled"]["per_field"] == 0:
         return []
-    return expand("results/samples/unlabelled_{dataset}.parquet", dataset=DATASETS)
+    return expand(rules.unlabelled.output[0], dataset=DATASETS)
 
 
 def pretrain_set_inputs(wildcards):
     """Every split (a pretraining set may hold no test object of any experiment using the encoder)
     and the unlabelled pools the encoder pretrains on."""
-    inputs = {f"split_{name}": f"results/splits/{name}.parquet" for name in EXPERIMENTS}
+    inputs = {f"split_{name}": splits_of([name])[0] for name in EXPERIMENTS}
     if config["unlabelled"]["per_field"] > 0 and config["pretrain"]["objects"] == "all":
-        for ds in unlabelled_datasets(config["experiments"], wildcards.dataset):
-            inputs[f"unlabelled_{ds}"] = f"results/samples/unlabelled_{ds}.parquet"
+        for ds in GRAPH.unlabelled_datasets(wildcards.dataset):
+            inputs[f"unlabelled_{ds}"] = rules.unlabelled.output[0].format(dataset=ds)
     return inputs
-
-
-def frames_root():
-    """Root of the synthetic survey's photoObj/frames tree."""
-    return "results/survey/frames"
-
-
-def frames_input():
-    """Frames the stamp jobs depend on: the synthetic tree; SDSS frames are read from
-    survey.frames_dir or downloaded by the stamp jobs themselves (streamed)."""
-    return frames_root() if SOURCE == "synthetic" else []
 
 
 def downloads_on_submit_host():
@@ -79,56 +76,27 @@ def downloads_on_submit_host():
     )
 
 
-def catalog_file_input():
-    return config["survey"]["catalog_file"] or []
-
-
 def split_inputs(wildcards):
     """Inputs of an experiment's split: its dataset pool, or its parent's split and the test pool."""
-    exp = config["experiments"][wildcards.experiment]
-    if "dataset" in exp:
-        return {"pool": f"results/samples/pool_{exp['dataset']}.parquet"}
-    return {
-        "pool": f"results/samples/pool_{exp['test_dataset']}.parquet",
-        "parent": f"results/splits/{exp['train_from']}.parquet",
-    }
+    name = wildcards.experiment
+    inputs = {"pool": rules.pool.output[0].format(dataset=GRAPH.sample_dataset(name))}
+    if name in TRANSFER_EXPERIMENTS:
+        inputs["parent"] = splits_of([GRAPH.parent(name)])[0]
+    return inputs
 
 
 def split_per_class(wildcards):
     """Objects per class of the experiment's own dataset (none for an experiment reusing another's)."""
-    exp = config["experiments"][wildcards.experiment]
-    return config["datasets"][exp["dataset"]]["per_class"] if "dataset" in exp else None
-
-
-def pretrain_datasets():
-    """Datasets that some experiment trains on (exp3 reuses exp1's, so no pretraining of its own)."""
-    return sorted(
-        {e["dataset"] for e in config["experiments"].values() if "dataset" in e}
-    )
+    name = wildcards.experiment
+    if name in TRANSFER_EXPERIMENTS:
+        return None
+    return config["datasets"][GRAPH.dataset_of(name)]["per_class"]
 
 
 def pretrain_split(wildcards):
-    """The split whose training objects pretrain the encoder of a dataset."""
-    owners = [
-        n
-        for n, e in config["experiments"].items()
-        if e.get("dataset") == wildcards.dataset
-    ]
-    return f"results/splits/{owners[0]}.parquet"
-
-
-OWN_EXPERIMENTS = [n for n, e in config["experiments"].items() if "dataset" in e]
-TRANSFER_EXPERIMENTS = [n for n in EXPERIMENTS if n not in OWN_EXPERIMENTS]
-TASKS = config["tasks"]
-MODELS = config["models"]
-SEEDS = config["seeds"]
-LE = config["label_efficiency"]
-
-
-def dataset_of(experiment):
-    """The dataset an experiment's models are trained (and pretrained) on."""
-    exp = config["experiments"][experiment]
-    return exp["dataset"] if "dataset" in exp else dataset_of(exp["train_from"])
+    """The split whose training objects pretrain (and whose validation objects monitor) the encoder
+    of a dataset."""
+    return splits_of([GRAPH.encoder_split(wildcards.dataset)])[0]
 
 
 def pretrain_science():
@@ -137,15 +105,19 @@ def pretrain_science():
 
 
 def encoder_path(experiment, seed):
-    return f"results/pretrain/{dataset_of(experiment)}/seed{seed}/encoder.pt"
+    return rules.pretrain.output.encoder.format(
+        dataset=GRAPH.dataset_of(experiment), seed=seed
+    )
 
 
 def train_inputs(wildcards):
-    """A training run reads its split and the stamps; pretrained models also their encoder."""
-    experiment = getattr(wildcards, "experiment", "exp1")
+    """A training run reads its split and the stamps; pretrained models also their encoder. The
+    label-efficiency runs have no experiment wildcard: theirs is label_efficiency.experiment.
+    """
+    experiment = wildcards.get("experiment", LE["experiment"])
     inputs = {
-        "split": f"results/splits/{experiment}.parquet",
-        "index": "results/stamps/index.parquet",
+        "split": splits_of([experiment])[0],
+        "index": rules.stamp_index.output[0],
     }
     if spec(wildcards.model).pretrained:
         inputs["encoder"] = encoder_path(experiment, wildcards.seed)
@@ -163,14 +135,16 @@ def model_gpus(wildcards):
 
 def transfer_inputs(wildcards):
     """Experiment 3 evaluates the parent experiment's trained model on its own test split."""
-    parent = config["experiments"][wildcards.experiment]["train_from"]
-    run = (
-        f"results/runs/{parent}/{wildcards.task}/{wildcards.model}/seed{wildcards.seed}"
+    model = rules.train.output.model.format(
+        experiment=GRAPH.parent(wildcards.experiment),
+        task=wildcards.task,
+        model=wildcards.model,
+        seed=wildcards.seed,
     )
     return {
-        "model": f"{run}/model.pt",
-        "split": f"results/splits/{wildcards.experiment}.parquet",
-        "index": "results/stamps/index.parquet",
+        "model": model,
+        "split": splits_of([wildcards.experiment])[0],
+        "index": rules.stamp_index.output[0],
     }
 
 
@@ -191,13 +165,15 @@ def run_metrics(experiments, tasks=None, models=None, seeds=None):
 
 
 def label_efficiency_files(name="metrics.json"):
-    """Fraction 1.0 is the Table 1 run of exp1 itself; smaller fractions are runs of their own."""
+    """Fraction 1.0 is the Table 1 run of the experiment itself; smaller fractions are runs of their own."""
     paths = []
     for frac in LE["fractions"]:
         for model in LE["models"]:
             for seed in SEEDS:
                 if frac >= 1.0:
-                    paths += run_files(name, ["exp1"], [LE["task"]], [model], [seed])
+                    paths += run_files(
+                        name, [LE["experiment"]], [LE["task"]], [model], [seed]
+                    )
                 else:
                     paths.append(
                         f"results/label_efficiency/{LE['task']}/{model}/frac{frac:g}/seed{seed}/{name}"
@@ -222,7 +198,7 @@ def final_targets():
 
 def report_targets():
     """What the Snakemake report shows, and the survey-wide products (predictions, similarity)."""
-    pretrained = [(d, s) for d in pretrain_datasets() for s in SEEDS]
+    pretrained = [(d, s) for d in GRAPH.pretrained_datasets() for s in SEEDS]
     return [
         *expand(
             "results/report/{page}.html",
@@ -248,7 +224,3 @@ def report_targets():
             model=config["predictions"]["models"],
         ),
     ]
-
-
-def shard_ids():
-    return [f"{k:04d}" for k in range(N_SHARDS)]

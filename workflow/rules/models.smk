@@ -21,6 +21,7 @@ rule train:
         runtime=720,
     params:
         cfg=model_config,
+        experiment=lambda wildcards: wildcards.experiment,
         fraction=1.0,
         min_val_per_class=1,
     script:
@@ -49,7 +50,7 @@ rule transfer:
 
 
 rule label_efficiency_run:
-    """Experiment 1 trained on a stratified fraction of its training labels."""
+    """label_efficiency.experiment trained on a stratified fraction of its training and validation labels."""
     input:
         unpack(train_inputs),
     output:
@@ -69,6 +70,7 @@ rule label_efficiency_run:
         runtime=720,
     params:
         cfg=model_config,
+        experiment=LE["experiment"],
         fraction=lambda wc: float(wc.frac),
         min_val_per_class=LE["min_val_per_class"],
     script:

@@ -2,7 +2,7 @@ rule pretrain_set:
     """The objects one encoder pretrains on (labelled training + unlabelled), never a test object."""
     input:
         unpack(pretrain_set_inputs),
-        index="results/stamps/index.parquet",
+        index=rules.stamp_index.output[0],
     output:
         "results/pretrain/{dataset}/objects.parquet",
     log:
@@ -19,9 +19,9 @@ rule pretrain_set:
 rule pretrain:
     """SimCLR on one dataset's training stamps for one seed (GPU; resumes from its checkpoint)."""
     input:
-        objects="results/pretrain/{dataset}/objects.parquet",
+        objects=rules.pretrain_set.output[0],
         split=pretrain_split,
-        index="results/stamps/index.parquet",
+        index=rules.stamp_index.output[0],
     output:
         encoder="results/pretrain/{dataset}/seed{seed}/encoder.pt",
         curve="results/pretrain/{dataset}/seed{seed}/curve.tsv",

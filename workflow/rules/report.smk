@@ -12,7 +12,7 @@ rule conformal:
     log:
         "results/logs/conformal.log",
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/data.yaml"
     params:
         models=MODELS,
         alpha=config["conformal"]["alpha"],
@@ -26,8 +26,8 @@ rule predict:
     """Class probabilities and prediction sets of every stamped object, from every seed's model."""
     input:
         models=lambda wc: run_files("model.pt", [wc.experiment], [wc.task], [wc.model]),
-        split="results/splits/{experiment}.parquet",
-        index="results/stamps/index.parquet",
+        split=rules.split.output[0],
+        index=rules.stamp_index.output[0],
     output:
         "results/predictions/{experiment}/{task}/{model}.parquet",
     log:
@@ -53,14 +53,14 @@ rule predict:
 rule similarity_index:
     """The saved similarity-search index of one encoder's embeddings (python -m sdssclr similar)."""
     input:
-        "results/pretrain/{dataset}/seed{seed}/embeddings.parquet",
+        rules.pretrain.output.embeddings,
     output:
         vectors="results/similarity/{dataset}/seed{seed}/vectors.npy",
         objid="results/similarity/{dataset}/seed{seed}/objid.npy",
     log:
         "results/logs/similarity_index_{dataset}_seed{seed}.log",
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/data.yaml"
     resources:
         mem_mb=8000,
     script:
@@ -70,7 +70,7 @@ rule similarity_index:
 rule pretrain_curve_plot:
     """Loss, learning rate, images/s and validation k-NN accuracy of one pretraining run."""
     input:
-        "results/pretrain/{dataset}/seed{seed}/curve.tsv",
+        rules.pretrain.output.curve,
     output:
         report(
             "results/figures/pretrain_{dataset}_seed{seed}.png",
@@ -82,7 +82,7 @@ rule pretrain_curve_plot:
     log:
         "results/logs/pretrain_curve_plot_{dataset}_seed{seed}.log",
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/data.yaml"
     params:
         source=SOURCE,
     script:
@@ -92,7 +92,7 @@ rule pretrain_curve_plot:
 rule embedding_map:
     """t-SNE of an encoder's embeddings of its dataset's test objects, by class and by r magnitude."""
     input:
-        embeddings="results/pretrain/{dataset}/seed{seed}/embeddings.parquet",
+        embeddings=rules.pretrain.output.embeddings,
         split=pretrain_split,
     output:
         report(
@@ -105,7 +105,7 @@ rule embedding_map:
     log:
         "results/logs/embedding_map_{dataset}_seed{seed}.log",
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/data.yaml"
     resources:
         mem_mb=8000,
     script:
@@ -119,7 +119,7 @@ rule gallery:
             "predictions.parquet", [wc.experiment], [wc.task]
         ),
         metrics=lambda wc: run_metrics([wc.experiment], [wc.task]),
-        index="results/stamps/index.parquet",
+        index=rules.stamp_index.output[0],
     output:
         report(
             "results/figures/gallery_{experiment}_{task}.png",
@@ -131,7 +131,7 @@ rule gallery:
     log:
         "results/logs/gallery_{experiment}_{task}.log",
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/data.yaml"
     params:
         models=MODELS,
         baseline=config["comparison"]["baseline"],
@@ -155,7 +155,7 @@ rule accuracy_vs_magnitude:
     log:
         "results/logs/accuracy_vs_magnitude_{experiment}_{task}.log",
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/data.yaml"
     params:
         models=MODELS,
         source=SOURCE,

@@ -1,7 +1,7 @@
 rule pool:
     """Apply a dataset's cuts (the same definitions that render the SQL) to the catalogue."""
     input:
-        catalog=catalog_path(),
+        catalog=CATALOG,
     output:
         "results/samples/pool_{dataset}.parquet",
     log:
@@ -40,9 +40,9 @@ rule split:
 rule unlabelled:
     """Unlabelled objects of a dataset's regime in the labelled sample's fields (photometric cuts)."""
     input:
-        photometric=photometric_path(),
-        catalog=catalog_path(),
-        splits=expand("results/splits/{experiment}.parquet", experiment=EXPERIMENTS),
+        photometric=PHOTOMETRIC,
+        catalog=CATALOG,
+        splits=splits_of(EXPERIMENTS),
     output:
         "results/samples/unlabelled_{dataset}.parquet",
     log:

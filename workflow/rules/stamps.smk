@@ -1,7 +1,7 @@
 rule stamp_plan:
     """Manifest of every object to cut, whole fields assigned to a fixed number of shards."""
     input:
-        splits=expand("results/splits/{experiment}.parquet", experiment=EXPERIMENTS),
+        splits=splits_of(EXPERIMENTS),
         unlabelled=unlabelled_pools(),
     output:
         "results/stamps/plan.parquet",
@@ -18,8 +18,8 @@ rule stamp_plan:
 rule stamp_shard:
     """Cut one shard's stamps field by field through each band's WCS (SDSS frames streamed)."""
     input:
-        plan="results/stamps/plan.parquet",
-        frames=frames_input(),
+        plan=rules.stamp_plan.output[0],
+        frames=FRAMES,
     output:
         stamps="results/stamps/shard-{shard}.npy",
         index="results/stamps/shard-{shard}.parquet",
@@ -47,9 +47,11 @@ rule stamp_shard:
 rule stamp_index:
     """One Parquet index over all shards, with the catalogue columns and the stamp flags."""
     input:
-        shards=expand("results/stamps/shard-{shard}.parquet", shard=shard_ids()),
-        catalog=catalog_path(),
-        photometric=photometric_path(),
+        shards=expand(
+            rules.stamp_shard.output.index, shard=[f"{k:04d}" for k in range(N_SHARDS)]
+        ),
+        catalog=CATALOG,
+        photometric=PHOTOMETRIC,
     output:
         "results/stamps/index.parquet",
     log:

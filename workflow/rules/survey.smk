@@ -3,10 +3,10 @@ if SOURCE == "synthetic":
     rule synthetic_survey:
         """Offline synthetic survey: a catalogue and SDSS-format frames (never real data)."""
         output:
-            catalog=catalog_path(),
-            photometric=photometric_path(),
+            catalog="results/survey/catalog.parquet",
+            photometric="results/survey/photometric.parquet",
             truth="results/survey/truth.parquet",
-            frames=directory(frames_root()),
+            frames=directory("results/survey/frames"),
         log:
             "results/logs/synthetic_survey.log",
         benchmark:
@@ -29,7 +29,7 @@ else:
         input:
             catalog_file_input(),
         output:
-            catalog_path(),
+            catalog="results/survey/catalog.parquet",
         log:
             "results/logs/sdss_catalog.log",
         localrule: True
@@ -44,10 +44,10 @@ else:
     rule sdss_photometric:
         """Photometric objects without spectra in the labelled sample's fields (SkyServer or CasJobs)."""
         input:
-            splits=expand("results/splits/{experiment}.parquet", experiment=EXPERIMENTS),
+            splits=lambda wildcards: splits_of(EXPERIMENTS),
             export=photometric_file_input(),
         output:
-            photometric_path(),
+            photometric="results/survey/photometric.parquet",
         log:
             "results/logs/sdss_photometric.log",
         localrule: True
@@ -59,3 +59,16 @@ else:
             unlabelled=config["unlabelled"],
         script:
             "../scripts/sdss_photometric.py"
+
+
+# The survey's products, whichever rule makes them: the labelled catalogue, the photometric
+# objects without spectra in the sample's fields, and the frames the stamp jobs depend on (the
+# synthetic tree; SDSS frames come from survey.frames_dir or are streamed by the stamp jobs).
+if SOURCE == "synthetic":
+    CATALOG = rules.synthetic_survey.output.catalog
+    PHOTOMETRIC = rules.synthetic_survey.output.photometric
+    FRAMES = rules.synthetic_survey.output.frames
+else:
+    CATALOG = rules.sdss_catalog.output.catalog
+    PHOTOMETRIC = rules.sdss_photometric.output.photometric
+    FRAMES = []

@@ -8,7 +8,7 @@ rule table1:
     log:
         "results/logs/table1.log",
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/data.yaml"
     params:
         experiments=EXPERIMENTS,
         tasks=TASKS,
@@ -30,7 +30,7 @@ rule experiment_table:
     log:
         "results/logs/experiment_table_{experiment}.log",
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/data.yaml"
     params:
         experiments=lambda wc: [wc.experiment],
         tasks=TASKS,
@@ -43,7 +43,7 @@ rule experiment_table:
 
 
 rule label_efficiency:
-    """Accuracy against the number of labelled training objects (exp1)."""
+    """Accuracy against the number of labels used (label_efficiency.experiment)."""
     input:
         metrics=label_efficiency_files(),
         predictions=label_efficiency_files("predictions.parquet"),
@@ -57,7 +57,7 @@ rule label_efficiency:
     log:
         "results/logs/label_efficiency.log",
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/data.yaml"
     params:
         le=LE,
         seeds=SEEDS,
@@ -81,7 +81,7 @@ rule confusion_plot:
     log:
         "results/logs/confusion_{experiment}_{task}.log",
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/data.yaml"
     params:
         models=MODELS,
     script:

@@ -1,6 +1,6 @@
-"""Adapter: rule accuracy_vs_magnitude -> sdssclr.figures.plot_accuracy_vs_magnitude."""
+"""Adapter: rule accuracy_vs_magnitude -> sdssclr.results.figures.plot_accuracy_vs_magnitude."""
 
-from sdssclr.figures import plot_accuracy_vs_magnitude
+from sdssclr.results.figures import plot_accuracy_vs_magnitude
 from sdssclr.io import log_to
 
 with log_to(snakemake.log[0]):

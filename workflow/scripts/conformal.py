@@ -1,6 +1,6 @@
-"""Adapter: rule conformal -> sdssclr.conformal.write_conformal_report."""
+"""Adapter: rule conformal -> sdssclr.results.coverage.write_conformal_report."""
 
-from sdssclr.conformal import write_conformal_report
+from sdssclr.results.coverage import write_conformal_report
 from sdssclr.io import log_to
 
 with log_to(snakemake.log[0]):

@@ -1,10 +1,10 @@
-"""Adapter: rule confusion_plot -> sdssclr.tables.write_confusion_plot."""
+"""Adapter: rule confusion_plot -> sdssclr.results.figures.plot_confusion."""
 
 from sdssclr.io import log_to
-from sdssclr.tables import write_confusion_plot
+from sdssclr.results.figures import plot_confusion
 
 with log_to(snakemake.log[0]):
-    write_confusion_plot(
+    plot_confusion(
         snakemake.input,
         snakemake.output[0],
         experiment=snakemake.wildcards.experiment,

@@ -1,6 +1,6 @@
-"""Adapter: rule embedding_map -> sdssclr.figures.plot_embedding_map."""
+"""Adapter: rule embedding_map -> sdssclr.results.figures.plot_embedding_map."""
 
-from sdssclr.figures import plot_embedding_map
+from sdssclr.results.figures import plot_embedding_map
 from sdssclr.io import log_to
 
 with log_to(snakemake.log[0]):

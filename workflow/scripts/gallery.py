@@ -1,6 +1,6 @@
-"""Adapter: rule gallery -> sdssclr.figures.plot_gallery."""
+"""Adapter: rule gallery -> sdssclr.results.figures.plot_gallery."""
 
-from sdssclr.figures import plot_gallery
+from sdssclr.results.figures import plot_gallery
 from sdssclr.io import log_to
 
 with log_to(snakemake.log[0]):

@@ -1,6 +1,6 @@
-"""Adapter: rule html_page -> sdssclr.figures.markdown_page."""
+"""Adapter: rule html_page -> sdssclr.results.pages.markdown_page."""
 
-from sdssclr.figures import markdown_page
+from sdssclr.results.pages import markdown_page
 from sdssclr.io import log_to
 
 with log_to(snakemake.log[0]):

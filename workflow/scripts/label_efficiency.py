@@ -1,17 +1,31 @@
-"""Adapter: rule label_efficiency -> sdssclr.tables.write_label_efficiency."""
+"""Adapter: rule label_efficiency -> sdssclr.results.tables (table) and sdssclr.results.figures (plot)."""
 
 from sdssclr.io import log_to
-from sdssclr.tables import write_label_efficiency
+from sdssclr.results.figures import plot_label_efficiency
+from sdssclr.results.tables import label_efficiency_summary, write_label_efficiency_table
 
 with log_to(snakemake.log[0]):
     le = snakemake.params.le
-    write_label_efficiency(
+    comparison = snakemake.params.comparison
+    summary, source = label_efficiency_summary(
         snakemake.input.metrics,
-        snakemake.output.table,
-        snakemake.output.plot,
         models=le["models"],
         fractions=le["fractions"],
         seeds=snakemake.params.seeds,
-        task=le["task"],
-        comparison=snakemake.params.comparison,
+        comparison=comparison,
     )
+    common = dict(
+        experiment=le["experiment"],
+        models=le["models"],
+        task=le["task"],
+        comparison=comparison,
+    )
+    write_label_efficiency_table(
+        summary,
+        source,
+        snakemake.output.table,
+        fractions=le["fractions"],
+        seeds=snakemake.params.seeds,
+        **common,
+    )
+    plot_label_efficiency(summary, source, snakemake.output.plot, **common)

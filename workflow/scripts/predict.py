@@ -1,7 +1,7 @@
-"""Adapter: rule predict -> sdssclr.predict.predict_survey."""
+"""Adapter: rule predict -> sdssclr.learn.predict.predict_survey."""
 
 from sdssclr.io import log_to
-from sdssclr.predict import predict_survey
+from sdssclr.learn.predict import predict_survey
 
 with log_to(snakemake.log[0]):
     predict_survey(

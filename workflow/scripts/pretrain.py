@@ -1,7 +1,7 @@
-"""Adapter: rule pretrain -> sdssclr.pretrain.run (torchrun when the job has several GPUs)."""
+"""Adapter: rule pretrain -> sdssclr.learn.pretrain.run (torchrun when the job has several GPUs)."""
 
 from sdssclr.io import log_to
-from sdssclr.pretrain import OPERATIONAL_KEYS, run
+from sdssclr.learn.pretrain import OPERATIONAL_KEYS, run
 
 with log_to(snakemake.log[0]):
     run(

@@ -1,6 +1,6 @@
-"""Adapter: rule pretrain_curve_plot -> sdssclr.figures.plot_pretrain_curve."""
+"""Adapter: rule pretrain_curve_plot -> sdssclr.results.figures.plot_pretrain_curve."""
 
-from sdssclr.figures import plot_pretrain_curve
+from sdssclr.results.figures import plot_pretrain_curve
 from sdssclr.io import log_to
 
 with log_to(snakemake.log[0]):

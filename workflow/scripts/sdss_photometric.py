@@ -1,7 +1,7 @@
-"""Adapter: rule sdss_photometric -> sdssclr.unlabelled.write_photometric."""
+"""Adapter: rule sdss_photometric -> sdssclr.samples.unlabelled.write_photometric."""
 
 from sdssclr.io import log_to
-from sdssclr.unlabelled import write_photometric
+from sdssclr.samples.unlabelled import write_photometric
 
 with log_to(snakemake.log[0]):
     # timeouts, retries and throttle are operational: from the config, not params

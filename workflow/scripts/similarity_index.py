@@ -1,9 +1,9 @@
-"""Adapter: rule similarity_index -> sdssclr.similarity.build_index."""
+"""Adapter: rule similarity_index -> sdssclr.results.similarity.build_index."""
 
 from pathlib import Path
 
 from sdssclr.io import log_to
-from sdssclr.similarity import build_index
+from sdssclr.results.similarity import build_index
 
 with log_to(snakemake.log[0]):
     build_index(snakemake.input[0], Path(snakemake.output.vectors).parent)

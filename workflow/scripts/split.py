@@ -1,7 +1,7 @@
-"""Adapter: rule split -> sdssclr.splits.write_split."""
+"""Adapter: rule split -> sdssclr.samples.splits.write_split."""
 
 from sdssclr.io import log_to
-from sdssclr.splits import write_split
+from sdssclr.samples.splits import write_split
 
 with log_to(snakemake.log[0]):
     write_split(

@@ -1,8 +1,8 @@
-"""Adapter: rule stamp_shard -> sdssclr.stamps.run_shard (frames from sdssclr.sdss.frame_source)."""
+"""Adapter: rule stamp_shard -> sdssclr.stamps.shards.run_shard (frames from sdssclr.survey.fetch.frame_source)."""
 
 from sdssclr.io import log_to
-from sdssclr.sdss import frame_source
-from sdssclr.stamps import run_shard
+from sdssclr.survey.fetch import frame_source
+from sdssclr.stamps.shards import run_shard
 
 with log_to(snakemake.log[0]):
     # where and how frames are fetched (mirror, archive URL, timeouts, parallelism, kept files) is

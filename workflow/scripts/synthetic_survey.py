@@ -1,7 +1,7 @@
-"""Adapter: rule synthetic_survey -> sdssclr.synthetic.generate_survey."""
+"""Adapter: rule synthetic_survey -> sdssclr.survey.synthetic.generate_survey."""
 
 from sdssclr.io import log_to
-from sdssclr.synthetic import generate_survey
+from sdssclr.survey.synthetic import generate_survey
 
 with log_to(snakemake.log[0]):
     generate_survey(

@@ -1,7 +1,7 @@
-"""Adapter: rules table1 and experiment_table -> sdssclr.tables.write_results_table."""
+"""Adapter: rules table1 and experiment_table -> sdssclr.results.tables.write_results_table."""
 
 from sdssclr.io import log_to
-from sdssclr.tables import write_results_table
+from sdssclr.results.tables import write_results_table
 
 with log_to(snakemake.log[0]):
     write_results_table(

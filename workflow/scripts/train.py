@@ -1,7 +1,7 @@
-"""Adapter: rules train and label_efficiency_run -> sdssclr.supervised.run_training."""
+"""Adapter: rules train and label_efficiency_run -> sdssclr.learn.supervised.run_training."""
 
 from sdssclr.io import log_to
-from sdssclr.supervised import run_training
+from sdssclr.learn.supervised import run_training
 
 with log_to(snakemake.log[0]):
     run_training(
@@ -17,7 +17,7 @@ with log_to(snakemake.log[0]):
         encoder_path=snakemake.input.get("encoder"),
         fraction=snakemake.params.fraction,
         min_val_per_class=snakemake.params.min_val_per_class,
-        experiment=snakemake.wildcards.get("experiment", "exp1"),
+        experiment=snakemake.params.experiment,
         # operational, read from the config rather than params so that it never triggers a rerun
         device=snakemake.config["classifiers"]["device"],
         threads=snakemake.threads,

@@ -1,7 +1,7 @@
-"""Adapter: rule transfer -> sdssclr.supervised.evaluate_run (no retraining)."""
+"""Adapter: rule transfer -> sdssclr.learn.supervised.evaluate_run (no retraining)."""
 
 from sdssclr.io import log_to
-from sdssclr.supervised import evaluate_run
+from sdssclr.learn.supervised import evaluate_run
 
 with log_to(snakemake.log[0]):
     evaluate_run(

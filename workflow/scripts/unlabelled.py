@@ -1,7 +1,7 @@
-"""Adapter: rule unlabelled -> sdssclr.unlabelled.write_unlabelled."""
+"""Adapter: rule unlabelled -> sdssclr.samples.unlabelled.write_unlabelled."""
 
 from sdssclr.io import log_to
-from sdssclr.unlabelled import write_unlabelled
+from sdssclr.samples.unlabelled import write_unlabelled
 
 with log_to(snakemake.log[0]):
     write_unlabelled(

@@ -1,0 +1,87 @@
+"""What each SimCLR encoder pretrains on, written out so that a reader can audit it.
+
+The encoder of a dataset (``compact``, ``faint_compact``) is used by every experiment that trains
+on that dataset and by every experiment that reuses such an experiment's models (experiment 3
+reuses experiment 1's). Its pretraining set is
+
+- the labelled training objects of the experiments that train on the dataset,
+- with ``pretrain.objects: all`` (default) also the unlabelled objects of the dataset's regime
+  (:mod:`sdssclr.samples.unlabelled`) and, for an experiment reusing the encoder on another dataset, the
+  unlabelled objects of that dataset (experiment 3's encoder sees faint+compact objects without
+  labels: the target domain),
+- restricted to usable stamps,
+- never a test object of any experiment that uses the encoder: such objects are removed (counted)
+  and the absence of any is then asserted; no unlabelled object may be a labelled object of any
+  experiment (asserted).
+
+``results/pretrain/{dataset}/objects.parquet`` lists objID and where each object comes from.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from ..experiments import ExperimentGraph
+from ..io import data_source, write_parquet_atomic
+
+log = logging.getLogger(__name__)
+
+
+class LeakageError(AssertionError):
+    """A pretraining set holds an object it must never see."""
+
+
+def build(dataset: str, experiments: dict, splits: dict[str, pd.DataFrame], unlabelled: dict[str, pd.DataFrame],
+          usable_ids, mode: str = "all") -> pd.DataFrame:
+    """The pretraining set of ``dataset``'s encoder (see the module docstring)."""
+    if mode not in ("all", "labelled"):
+        raise ValueError(f"pretrain.objects must be 'all' or 'labelled', got {mode!r}")
+    graph = ExperimentGraph(experiments)
+    users = graph.encoder_users(dataset)
+    own = graph.owners(dataset)
+    parts = [pd.DataFrame({"objID": s.loc[s["split"] == "train", "objID"].to_numpy(np.int64),
+                           "origin": "labelled_train"}) for n, s in splits.items() if n in own]
+    if mode == "all":
+        for ds in graph.unlabelled_datasets(dataset):
+            parts.append(pd.DataFrame({"objID": unlabelled[ds]["objID"].to_numpy(np.int64),
+                                       "origin": f"unlabelled_{ds}"}))
+    objects = pd.concat(parts, ignore_index=True).drop_duplicates("objID", keep="first")
+    labelled_ids = set(np.concatenate([s["objID"].to_numpy(np.int64) for s in splits.values()]))
+    spectroscopic = objects["origin"].str.startswith("unlabelled") & objects["objID"].isin(labelled_ids)
+    if spectroscopic.any():
+        raise LeakageError(f"{dataset}: {int(spectroscopic.sum())} unlabelled objects are labelled objects of an "
+                           f"experiment, e.g. {objects.loc[spectroscopic, 'objID'].head(3).tolist()}")
+    usable = objects["objID"].isin(np.asarray(usable_ids, dtype=np.int64))
+    counts = {"no usable stamp": int((~usable).sum())}
+    objects = objects[usable]
+    tests = set()
+    for name in users:
+        tests |= set(splits[name].loc[splits[name]["split"] == "test", "objID"].to_numpy(np.int64))
+    in_test = objects["objID"].isin(tests)
+    counts["test objects of an experiment using the encoder"] = int(in_test.sum())
+    objects = objects[~in_test].sort_values("objID").reset_index(drop=True)
+    if objects["objID"].isin(tests).any():  # the guarantee itself, asserted where the set is built
+        raise LeakageError(f"{dataset}: the pretraining set holds test objects of {users}")
+    log.info("pretraining set of the %s encoder (used by %s, objects: %s): %s; removed %s", dataset,
+             ", ".join(users), mode, objects["origin"].value_counts().to_dict(), counts)
+    return objects
+
+
+def write_pretraining_set(dataset: str, experiments: dict, split_paths: dict, unlabelled_paths: dict, index_path,
+                          mode: str, out) -> pd.DataFrame:
+    """Write ``results/pretrain/{dataset}/objects.parquet`` from the splits, the unlabelled pools and
+    the stamp index (its ``usable`` column)."""
+    splits = {name: pd.read_parquet(p, columns=["objID", "split"]) for name, p in split_paths.items()}
+    unlabelled = {ds: pd.read_parquet(p, columns=["objID"]) for ds, p in unlabelled_paths.items()}
+    objects = build(dataset, experiments, splits, unlabelled, usable_objids(index_path), mode)
+    write_parquet_atomic(objects, out, {"source": data_source(index_path), "dataset": dataset, "objects": mode})
+    return objects
+
+
+def usable_objids(index_path) -> np.ndarray:
+    """objIDs of the stamp index's usable stamps (the index's ``usable`` column)."""
+    index = pd.read_parquet(index_path, columns=["objID", "usable"])
+    return index.loc[index["usable"], "objID"].to_numpy(np.int64)

@@ -1,0 +1,143 @@
+"""Balanced samples and experiment splits: one definition used by every model.
+
+- Classes are balanced by *seeded random* undersampling of each class pool (the paper's ``TOP n``
+  without ``ORDER BY`` was not random). Pools are sorted by objID first, so the draw depends only
+  on the seed and the pool's content, never on row order.
+- Splits are stratified by class: train/val/test each stay balanced
+  (:func:`sdssclr.experiments.split_sizes` counts them).
+- Experiment 3 keeps experiment 1's train and validation splits and tests on faint+compact objects
+  drawn from the faint pool *excluding* every objID in those splits; :func:`check_split` asserts it.
+- The tasks' classes (SG drops quasars) are in :data:`sdssclr.catalog.TASK_CLASSES`.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+
+import numpy as np
+import pandas as pd
+
+from ..catalog import OBJECT_CLASSES
+from ..experiments import CALIBRATION, SPLITS, has_own_dataset, split_bounds
+from ..io import data_source, write_parquet_atomic
+
+log = logging.getLogger(__name__)
+
+
+class SampleError(ValueError):
+    """A pool is too small for the requested sample, or a split breaks an invariant."""
+
+
+def rng_for(seed: int, *names: str) -> np.random.Generator:
+    """A generator seeded by ``seed`` and stable names (independent streams per experiment)."""
+    return np.random.default_rng([int(seed), *(zlib.crc32(n.encode()) for n in names)])
+
+
+def balanced_sample(pool: pd.DataFrame, per_class: int, rng: np.random.Generator,
+                    classes=OBJECT_CLASSES, what: str = "pool") -> pd.DataFrame:
+    """``per_class`` rows of each class drawn at random without replacement."""
+    parts = []
+    for cls in classes:
+        sub = pool[pool["class"] == cls].sort_values("objID", kind="stable")
+        if len(sub) < per_class:
+            counts = pool["class"].value_counts().reindex(classes, fill_value=0).to_dict()
+            raise SampleError(f"{what} holds {len(sub)} {cls} objects, fewer than the {per_class} "
+                              f"per class requested (pool sizes {counts})")
+        parts.append(sub.iloc[np.sort(rng.choice(len(sub), per_class, replace=False))])
+    return pd.concat(parts, ignore_index=True)
+
+
+def stratified_split(sample: pd.DataFrame, ratios, rng: np.random.Generator) -> pd.Series:
+    """A train/val/test label per row, in proportions ``ratios`` within every class."""
+    labels = np.empty(len(sample), dtype=object)
+    for cls in sorted(sample["class"].unique()):
+        idx = np.flatnonzero((sample["class"] == cls).to_numpy())
+        idx = idx[np.argsort(sample["objID"].to_numpy()[idx], kind="stable")]
+        idx = idx[rng.permutation(len(idx))]
+        bounds = split_bounds(len(idx), ratios)
+        for name, lo, hi in zip(SPLITS, np.r_[0, bounds[:-1]], bounds):
+            labels[idx[lo:hi]] = name
+    return pd.Series(labels, index=sample.index, name="split")
+
+
+def make_split(pool: pd.DataFrame, per_class: int, ratios, seed: int, experiment: str,
+               calibration_fraction: float = 0.0) -> pd.DataFrame:
+    """Balanced sample of ``pool`` with a ``split`` column, deterministic for ``seed``."""
+    rng = rng_for(seed, experiment)
+    sample = balanced_sample(pool, per_class, rng, what=f"{experiment} pool")
+    sample["split"] = stratified_split(sample, ratios, rng).to_numpy()
+    return carve_calibration(sample, calibration_fraction, seed, experiment)
+
+
+def carve_calibration(sample: pd.DataFrame, fraction: float, seed: int, experiment: str) -> pd.DataFrame:
+    """Relabel a stratified ``fraction`` of each class's validation objects ``calib``.
+
+    Every model early-stops on the validation split and MargNet's fusion head is fitted on it, so
+    conformal calibration needs objects outside train *and* val: the calibration split is carved
+    out of the validation split before any model sees it (the test split stays whole, so Table 1
+    compares the same test objects)."""
+    if fraction <= 0:
+        return sample
+    rng = rng_for(seed, experiment, CALIBRATION)
+    split = sample["split"].to_numpy(dtype=object).copy()
+    for cls in sorted(sample["class"].unique()):
+        idx = np.flatnonzero(((sample["class"] == cls) & (sample["split"] == "val")).to_numpy())
+        idx = idx[np.argsort(sample["objID"].to_numpy()[idx], kind="stable")]
+        n = int(round(fraction * len(idx)))
+        if len(idx) and not 0 < n < len(idx):
+            raise SampleError(f"{experiment}: a calibration fraction of {fraction} leaves {n} of the {len(idx)} "
+                              f"{cls} validation objects for calibration; both parts need at least one")
+        split[idx[rng.permutation(len(idx))[:n]]] = CALIBRATION
+    return sample.assign(split=split)
+
+
+def make_transfer_split(parent: pd.DataFrame, test_pool: pd.DataFrame, test_per_class: int,
+                        seed: int, experiment: str) -> pd.DataFrame:
+    """Parent's train/val (and calibration) objects plus a balanced test set from ``test_pool``
+    with no objID in them: the parent's models are evaluated, calibrated on the parent's objects."""
+    fit = parent[parent["split"].isin(["train", "val", CALIBRATION])]
+    candidates = test_pool[~test_pool["objID"].isin(fit["objID"])]
+    log.info("%s: %d of %d test-pool objects are in the parent's train/val and are excluded",
+             experiment, len(test_pool) - len(candidates), len(test_pool))
+    test = balanced_sample(candidates, test_per_class, rng_for(seed, experiment),
+                           what=f"{experiment} test pool")
+    test["split"] = "test"
+    return pd.concat([fit, test[fit.columns]], ignore_index=True)
+
+
+def check_split(split: pd.DataFrame, experiment: str) -> None:
+    """Assert the invariants every experiment must hold: splits disjoint by objID, each balanced."""
+    seen = split.groupby("objID")["split"].nunique()
+    if (seen > 1).any() or split["objID"].duplicated().any():
+        bad = seen[seen > 1].index[:5].tolist() or split.loc[split["objID"].duplicated(), "objID"][:5].tolist()
+        raise SampleError(f"{experiment}: objIDs appear more than once across splits, e.g. {bad}")
+    for name, part in split.groupby("split"):
+        counts = part["class"].value_counts()
+        if counts.max() - counts.min() > 1 or set(counts.index) != set(OBJECT_CLASSES):
+            raise SampleError(f"{experiment}: {name} split is not balanced: {counts.to_dict()}")
+
+
+def write_split(experiment: str, exp_config: dict, per_class: int | None, seed: int, out, *,
+                pool_path=None, parent_path=None, calibration_fraction: float = 0.0) -> pd.DataFrame:
+    """Write one experiment's split table (catalogue columns + ``split``), checked. ``per_class``
+    is the size of the experiment's own dataset (unused by an experiment reusing another's)."""
+    if has_own_dataset(exp_config):
+        source = data_source(pool_path)
+        split = make_split(pd.read_parquet(pool_path), per_class, exp_config["ratios"], seed, experiment,
+                           calibration_fraction)
+    else:
+        source = data_source(parent_path)
+        parent = pd.read_parquet(parent_path)
+        split = make_transfer_split(parent, pd.read_parquet(pool_path), exp_config["test_per_class"], seed,
+                                    experiment)
+        fit_ids = set(parent.loc[parent["split"].isin(["train", "val", CALIBRATION]), "objID"])
+        overlap = fit_ids & set(split.loc[split["split"] == "test", "objID"])
+        if overlap:  # the leakage of the original experiment 3; never allowed here
+            raise SampleError(f"{experiment}: {len(overlap)} test objects are in "
+                              f"{exp_config['train_from']}'s train/val splits")
+    check_split(split, experiment)
+    counts = split.groupby(["split", "class"]).size().unstack(fill_value=0)
+    log.info("%s split (seed %d, source %s):\n%s", experiment, seed, source, counts.to_string())
+    write_parquet_atomic(split, out, {"source": source, "experiment": experiment})
+    return split

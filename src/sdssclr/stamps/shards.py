@@ -1,0 +1,270 @@
+"""Stamps cut field by field into memory-mappable ``.npy`` shards, with a Parquet index.
+
+Plan. Every object to stamp (the splits' objects and the unlabelled ones of the same fields) is
+assigned with its whole field to one of ``n_shards`` shards (:func:`write_plan`), so that each
+field's frames are read once.
+
+Throughput. Objects are grouped by field; each field's five frames are decompressed once, all the
+field's objects are cut in one vectorised pass (:func:`sdssclr.stamps.cutting.cut_field`), and the
+frames are released. At most ``threads`` fields are decoded at a time (bz2 decompression releases
+the GIL, so threads run in parallel).
+
+Invalid stamps. A stamp whose Lanczos footprint leaves the frame is flagged ``flag_edge``; one
+with non-finite pixels inside the frame ``flag_nonfinite``. Policy ``drop`` marks them unusable;
+``pad`` fills the missing or non-finite pixels with 0 (the sky-subtracted background level) and
+keeps them. Either way the index records the flags and the log counts them. Objects of a field
+whose frames are missing are flagged ``flag_missing`` and never usable (:func:`cut_shard`).
+
+Reading. :func:`load_stamps` reads any selection of indexed objects from the memory-mapped shards;
+:func:`usable_index` is the index's usable rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from ..bands import BANDS
+from ..catalog import FIELD_KEYS
+from ..io import atomic_path, data_source, remove_stale_temporaries, write_parquet_atomic
+from ..survey.frames import Frame, MissingFrame, read_frame
+from .cutting import cut_field
+
+log = logging.getLogger(__name__)
+
+
+POLICIES = ("drop", "pad")
+
+
+def plan_shards(objects: pd.DataFrame, n_shards: int) -> pd.DataFrame:
+    """Assign whole fields to ``n_shards`` shards, balancing object counts (deterministic)."""
+    objects = objects.drop_duplicates("objID").sort_values([*FIELD_KEYS, "objID"]).reset_index(drop=True)
+    sizes = objects.groupby(list(FIELD_KEYS), sort=True).size()
+    order = sorted(range(len(sizes)), key=lambda i: (-sizes.iloc[i], i))
+    load = np.zeros(n_shards, dtype=np.int64)
+    shard_of = {}
+    for i in order:
+        s = int(np.argmin(load))
+        shard_of[sizes.index[i]] = s
+        load[s] += sizes.iloc[i]
+    keys = list(objects[list(FIELD_KEYS)].itertuples(index=False, name=None))
+    objects["shard"] = np.array([shard_of[k] for k in keys], dtype=np.int64)
+    return objects
+
+
+def part_path(parts_dir: Path, key: tuple) -> Path:
+    return Path(parts_dir) / ("field-" + "-".join(str(int(k)) for k in key) + ".npz")
+
+
+def cut_shard(objects: pd.DataFrame, frames, out_npy, out_index, *, size: int = 32,
+              policy: str = "drop", threads: int = 1, shard: int = 0, max_missing_fraction: float = 0.0,
+              metadata: dict | None = None) -> pd.DataFrame:
+    """Cut every object of ``objects`` (one shard of the plan) into ``out_npy``; index to Parquet.
+
+    ``frames`` provides ``acquire(key) -> {band: path or decoded Frame}``, ``release(key)`` and
+    ``stop()`` for a field key (rerun, run, camcol, field).
+
+    Resumable field by field: each cut field is written at once (atomically) to
+    ``<out_npy minus .npy>.parts/``; a rerun after a crash or ``kill -9`` cuts only the fields not
+    yet there, and the shard is assembled from the parts at the end (then the parts are removed).
+    A field whose frames are missing (HTTP 404, absent from the mirror) is recorded as such: its
+    objects are flagged ``flag_missing`` (never usable) and counted; the shard fails only when
+    missing fields exceed ``max_missing_fraction`` of its fields. Any other failure stops the
+    shard at once: queued fields are cancelled and no further download is started.
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"stamp policy must be one of {POLICIES}, got {policy!r}")
+    objects = objects.sort_values([*FIELD_KEYS, "objID"]).reset_index(drop=True)
+    groups = [(k, g.index.to_numpy()) for k, g in objects.groupby(list(FIELD_KEYS), sort=True)]
+    parts_dir = Path(out_npy).with_suffix(".parts")
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    stale = remove_stale_temporaries(parts_dir)
+    todo = [(k, rows) for k, rows in groups if not part_path(parts_dir, k).exists()]
+    log.info("shard %d: %d fields, %d already cut in an earlier attempt%s", shard, len(groups),
+             len(groups) - len(todo), f" ({stale} stale temporary files removed)" if stale else "")
+
+    failed = threading.Event()
+
+    def work(item):
+        key, rows = item
+        if failed.is_set():
+            return None  # another field failed: the shard is stopping
+        sub = objects.iloc[rows]
+        try:
+            paths = frames.acquire(key)
+        except MissingFrame as exc:
+            log.warning("field %s skipped: %s", key, exc)
+            part = {"missing": np.ones(len(rows), bool), "reason": np.array(str(exc))}
+        except BaseException:
+            failed.set()
+            frames.stop()  # no further download starts once one field failed
+            raise
+        else:
+            try:
+                field_frames = {b: p if isinstance(p, Frame) else read_frame(p, b, key) for b, p in paths.items()}
+                stamps, edge, nonfinite, pos = cut_field(field_frames, sub["ra"].to_numpy(), sub["dec"].to_numpy(),
+                                                         size)
+            finally:
+                frames.release(key)
+            bad = edge | nonfinite
+            stamps[bad] = np.nan_to_num(stamps[bad], nan=0.0, posinf=0.0, neginf=0.0)
+            part = {"stamps": stamps, "flag_edge": edge, "flag_nonfinite": nonfinite,
+                    "missing": np.zeros(len(rows), bool), **pos}
+        part["objID"] = sub["objID"].to_numpy()
+        with atomic_path(part_path(parts_dir, key)) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **part)  # through a handle: savez would append .npz to the temporary name
+        return key
+
+    pool = ThreadPoolExecutor(max_workers=max(1, threads))
+    try:
+        futures = [pool.submit(work, item) for item in todo]
+        for fut in tqdm(as_completed(futures), total=len(futures), desc=f"shard {shard} fields", mininterval=5):
+            fut.result()
+    except BaseException:
+        frames.stop()  # no further download starts once one field failed
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    index = assemble_shard(objects, groups, parts_dir, out_npy, size, shard)
+    missing_fields = [k for k, rows in groups if index["flag_missing"].to_numpy()[rows].all()]
+    if len(missing_fields) > max_missing_fraction * len(groups):
+        raise MissingFrame(f"shard {shard}: the frames of {len(missing_fields)} of {len(groups)} fields are missing, "
+                           f"more than stamps.max_missing_fraction = {max_missing_fraction} allows: "
+                           f"{missing_fields[:10]}{' ...' if len(missing_fields) > 10 else ''} (see the log for the "
+                           f"URLs; delete {parts_dir} to try those fields again)")
+    bad = index["flag_edge"] | index["flag_nonfinite"]
+    index["usable"] = ~(bad | index["flag_missing"]) if policy == "drop" else ~index["flag_missing"]
+    log.info("shard %d: %d objects in %d fields; %d in %d fields with missing frames, %d leave the frame, "
+             "%d non-finite; policy %s: %d usable", shard, len(index), len(groups), index["flag_missing"].sum(),
+             len(missing_fields), index["flag_edge"].sum(), index["flag_nonfinite"].sum(), policy,
+             index["usable"].sum())
+    write_parquet_atomic(index, out_index, metadata)
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    return index
+
+
+def assemble_shard(objects: pd.DataFrame, groups, parts_dir: Path, out_npy, size: int, shard: int) -> pd.DataFrame:
+    """The shard's ``.npy`` (atomically) and its index, from the per-field parts."""
+    n = len(objects)
+    index = pd.DataFrame({"objID": objects["objID"].to_numpy(), "shard": shard,
+                          "offset": np.arange(n, dtype=np.int64)})
+    cols = {"flag_edge": np.zeros(n, bool), "flag_nonfinite": np.zeros(n, bool), "flag_missing": np.zeros(n, bool),
+            **{f"{a}_{b}": np.full(n, np.nan) for b in BANDS for a in "xy"}}
+    with atomic_path(out_npy) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, len(BANDS), size, size))
+        for key, rows in groups:
+            with np.load(part_path(parts_dir, key)) as part:
+                if not np.array_equal(part["objID"], objects["objID"].to_numpy()[rows]):
+                    raise RuntimeError(f"{part_path(parts_dir, key)} holds other objects than the plan's field {key}")
+                if part["missing"].all():
+                    out[rows] = 0.0
+                    cols["flag_missing"][rows] = True
+                    continue
+                out[rows] = part["stamps"]
+                for name in cols:
+                    if name in part.files:
+                        cols[name][rows] = part[name]
+        out.flush()
+        del out
+    for name, values in cols.items():
+        index[name] = values
+    return index
+
+
+def load_stamps(index: pd.DataFrame, shard_paths: dict[int, Path] | Callable[[int], Path],
+                objids=None) -> np.ndarray:
+    """Stamps of ``objids`` (default: every indexed object) read from memory-mapped shards."""
+    if objids is not None:
+        index = index.set_index("objID").loc[np.asarray(objids)].reset_index()
+    path_of = shard_paths if callable(shard_paths) else shard_paths.__getitem__
+    maps = {s: np.load(path_of(s), mmap_mode="r") for s in index["shard"].unique()}
+    if not maps:
+        raise ValueError("no stamps to load: the selection is empty")
+    size = next(iter(maps.values())).shape[-1]
+    out = np.empty((len(index), len(BANDS), size, size), dtype=np.float32)
+    for s, rows in index.groupby("shard").indices.items():
+        offsets = index["offset"].to_numpy()[rows]
+        order = np.argsort(offsets)
+        out[rows[order]] = maps[s][offsets[order]]
+    return out
+
+
+def write_plan(split_paths, n_shards: int, out, unlabelled_paths=()) -> pd.DataFrame:
+    """The stamp manifest: every object of every split once, and the unlabelled objects of the
+    same fields (cut in the same field-by-field pass: no frame is read twice), with its shard and
+    a ``labelled`` flag."""
+    paths = [*split_paths, *unlabelled_paths]
+    sources = {data_source(p) for p in paths}
+    if len(sources) != 1:
+        raise ValueError(f"splits come from different sources: {sorted(sources)}")
+    cols = ["objID", "ra", "dec", *FIELD_KEYS]
+    labelled = pd.concat([pd.read_parquet(p, columns=cols) for p in split_paths], ignore_index=True)
+    labelled["labelled"] = True
+    parts = [labelled]
+    if unlabelled_paths:
+        extra = pd.concat([pd.read_parquet(p, columns=cols) for p in unlabelled_paths], ignore_index=True)
+        extra = extra[~extra["objID"].isin(labelled["objID"])]
+        fields = labelled[list(FIELD_KEYS)].drop_duplicates()
+        outside = len(extra) - len(extra.merge(fields, on=list(FIELD_KEYS)))
+        if outside:
+            raise ValueError(f"{outside} unlabelled objects lie in fields of no labelled object")
+        parts.append(extra.assign(labelled=False))
+    plan = plan_shards(pd.concat(parts, ignore_index=True), n_shards)
+    log.info("stamp plan: %d objects (%d labelled, %d unlabelled) in %d fields over %d shards (sizes %s)", len(plan),
+             plan["labelled"].sum(), (~plan["labelled"]).sum(), plan.groupby(list(FIELD_KEYS)).ngroups, n_shards,
+             np.bincount(plan["shard"], minlength=n_shards).tolist())
+    write_parquet_atomic(plan, out, {"source": sources.pop()})
+    return plan
+
+
+def run_shard(plan_path, shard: int, frames, out_npy, out_index, *, size: int, policy: str,
+              max_missing_fraction: float = 0.0, threads: int = 1) -> pd.DataFrame:
+    plan = pd.read_parquet(plan_path)
+    objects = plan[plan["shard"] == shard]
+    index = cut_shard(objects, frames, out_npy, out_index, size=size, policy=policy, threads=threads, shard=shard,
+                      max_missing_fraction=max_missing_fraction, metadata={"source": data_source(plan_path)})
+    if hasattr(frames, "summary"):
+        log.info("frames: %s", frames.summary())
+    return index
+
+
+def merge_index(shard_indexes, catalog_path, out, photometric_path=None) -> pd.DataFrame:
+    """One index over all shards, joined with the catalogue columns (the photometric catalogue's
+    for unlabelled objects, whose spectroscopic columns and class stay empty); ``labelled`` says
+    which is which."""
+    index = pd.concat([pd.read_parquet(p) for p in shard_indexes], ignore_index=True)
+    catalog = pd.read_parquet(catalog_path).assign(labelled=True)
+    if photometric_path is not None:
+        photometric = pd.read_parquet(photometric_path)
+        photometric = photometric[~photometric["objID"].isin(catalog["objID"])].assign(labelled=False)
+        catalog = pd.concat([catalog, photometric], ignore_index=True)
+    merged = index.merge(catalog, on="objID", how="left", validate="one_to_one")
+    unknown = merged["labelled"].isna()
+    if unknown.any():
+        raise ValueError(f"{int(unknown.sum())} stamped objects are in no catalogue, e.g. "
+                         f"{merged.loc[unknown, 'objID'].head(3).tolist()}")
+    merged["labelled"] = merged["labelled"].astype(bool)
+    log.info("stamp index: %d objects (%d unlabelled), %d usable, %d leave the frame, %d non-finite, %d with "
+             "missing frames", len(merged), (~merged["labelled"]).sum(), merged["usable"].sum(),
+             merged["flag_edge"].sum(), merged["flag_nonfinite"].sum(), merged["flag_missing"].sum())
+    write_parquet_atomic(merged, out, {"source": data_source(catalog_path)})
+    return merged
+
+
+def shard_path(index_path, shard: int) -> Path:
+    """The ``.npy`` of shard ``shard`` beside the stamp index at ``index_path``."""
+    return Path(index_path).parent / f"shard-{int(shard):04d}.npy"
+
+
+def usable_index(index_path) -> pd.DataFrame:
+    """The rows of the stamp index whose stamps are usable."""
+    index = pd.read_parquet(index_path)
+    return index[index["usable"]].reset_index(drop=True)

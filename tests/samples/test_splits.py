@@ -1,0 +1,87 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from sdssclr.catalog import labels, select_task
+from sdssclr.samples.splits import SampleError, carve_calibration, check_split, make_split, make_transfer_split
+
+
+def pool(n_per_class=(300, 200, 500), start=0):
+    ids, classes = [], []
+    for cls, n in zip(["STAR", "GALAXY", "QSO"], n_per_class):
+        ids.extend(range(start, start + n))
+        classes.extend([cls] * n)
+        start += n
+    return pd.DataFrame({"objID": np.array(ids, dtype=np.int64), "class": classes,
+                         "r": np.linspace(17, 22, len(ids))})
+
+
+def test_split_is_balanced_disjoint_and_in_ratio():
+    split = make_split(pool(), 160, [6, 1, 1], seed=3, experiment="exp1")
+    counts = split.groupby(["split", "class"]).size().unstack()
+    assert (counts.loc["train"] == 120).all() and (counts.loc["val"] == 20).all()
+    assert (counts.loc["test"] == 20).all()
+    assert not split["objID"].duplicated().any()
+    check_split(split, "exp1")
+
+
+def test_split_is_reproducible_and_seed_dependent_and_order_free():
+    p = pool()
+    a = make_split(p, 100, [8, 1, 1], seed=1, experiment="exp2")
+    b = make_split(p.sample(frac=1.0, random_state=0), 100, [8, 1, 1], seed=1, experiment="exp2")
+    c = make_split(p, 100, [8, 1, 1], seed=2, experiment="exp2")
+    key = lambda s: s.sort_values("objID")[["objID", "split"]].reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(key(a), key(b))
+    assert not key(a).equals(key(c))
+
+
+def test_undersampling_is_random_not_top_n():
+    split = make_split(pool((1000, 1000, 1000)), 100, [6, 1, 1], seed=0, experiment="exp1")
+    stars = split.loc[split["class"] == "STAR", "objID"]
+    assert stars.max() > 500  # a TOP 100 would stop at objID 99
+
+
+def test_too_small_pool_is_an_error_naming_the_class():
+    with pytest.raises(SampleError, match="GALAXY"):
+        make_split(pool((300, 50, 500)), 100, [6, 1, 1], seed=0, experiment="exp1")
+
+
+def test_transfer_split_never_tests_on_training_objects():
+    parent = make_split(pool((400, 400, 400)), 300, [6, 1, 1], seed=0, experiment="exp1")
+    faint = pool((400, 400, 400)).iloc[::2]  # overlaps the parent's objIDs heavily
+    exp3 = make_transfer_split(parent, faint, 30, seed=0, experiment="exp3")
+    fit = set(parent.loc[parent["split"] != "test", "objID"])
+    assert not fit & set(exp3.loc[exp3["split"] == "test", "objID"])
+    assert (exp3.loc[exp3["split"] == "test", "class"].value_counts() == 30).all()
+    pd.testing.assert_frame_equal(exp3[exp3["split"] != "test"].reset_index(drop=True),
+                                  parent[parent["split"] != "test"].reset_index(drop=True))
+    check_split(exp3, "exp3")
+
+
+def test_check_split_catches_leakage_and_imbalance():
+    split = make_split(pool(), 80, [6, 1, 1], seed=0, experiment="exp1")
+    leaked = pd.concat([split, split[split["split"] == "train"].head(1).assign(split="test")])
+    with pytest.raises(SampleError, match="more than once"):
+        check_split(leaked, "exp1")
+    with pytest.raises(SampleError, match="not balanced"):
+        check_split(split.iloc[3:], "exp1")
+
+
+def test_tasks():
+    split = make_split(pool(), 50, [6, 1, 1], seed=0, experiment="exp1")
+    sg = select_task(split, "SG")
+    assert set(sg["class"]) == {"STAR", "GALAXY"} and len(sg) == 100
+    assert sorted(set(labels(sg, "SG"))) == [0, 1]
+    assert sorted(set(labels(select_task(split, "SGQ"), "SGQ"))) == [0, 1, 2]
+    with pytest.raises(ValueError, match="unknown task"):
+        select_task(split, "SQ")
+
+
+def test_calibration_is_carved_from_the_validation_split_only():
+    df = pd.DataFrame({"objID": np.arange(80), "class": np.repeat(["STAR", "GALAXY"], 40),
+                       "split": np.tile(["train"] * 20 + ["val"] * 10 + ["test"] * 10, 2)})
+    out = carve_calibration(df, 0.5, 2023, "exp1")
+    assert (out["split"] == "calib").sum() == 10
+    assert (df.loc[out["split"] == "calib", "split"] == "val").all()
+    assert out.groupby("class")["split"].apply(lambda s: (s == "calib").sum()).tolist() == [5, 5]
+    assert out["split"].eq(carve_calibration(df, 0.5, 2023, "exp1")["split"]).all()  # seeded
