@@ -42,6 +42,16 @@ def run_snakemake(workdir, *args, cores: int = 2):
 
 
 @pytest.fixture(scope="session")
+def synthetic_catalog():
+    """One synthetic catalogue measured from its frames (rendered in memory), shared by the tests
+    that need catalogue rows: 9,000 objects in 150 fields, half of them galaxies (few galaxies are
+    compact enough for the samples)."""
+    from sdssclr.survey.synthetic import generate_catalog
+
+    return generate_catalog(9000, 60, (320, 320), seed=5, class_fractions=(0.3, 0.5, 0.2), threads=2)[0]
+
+
+@pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """The whole workflow (default target) on the tiny synthetic config, run once per session."""
     workdir = tmp_path_factory.mktemp("wf")

@@ -161,19 +161,20 @@ def test_one_registry_names_every_model_and_row():
         build("resnet", 2, {})
 
 
-def test_margnet_ann_reaches_the_tree_on_a_synthetic_catalogue(repo):
+def test_margnet_ann_reaches_the_tree_on_a_synthetic_catalogue(repo, synthetic_catalog):
     """The photometric network against the photometry-only tree on a few thousand catalogue rows
     of the synthetic survey (no stamps needed): within a few points."""
     from sdssclr.catalog import features, labels, select_task
     from sdssclr.learn.engine import Schedule, fit, predict_logits
     from sdssclr.samples.cuts import apply_cuts, dataset_cuts
     from sdssclr.samples.splits import make_split
-    from sdssclr.survey.synthetic import generate_catalog
 
     cfg = yaml.safe_load((repo / "config.yaml").read_text())
-    cat, _, _ = generate_catalog(30000, 30, (256, 256), seed=5)
+    cat = synthetic_catalog
     pool = cat[apply_cuts(cat, dataset_cuts("compact", cfg["cuts"]))]
-    s = select_task(make_split(pool, 1200, [6, 1, 1], 0, "exp1"), "SGQ")
+    per_class = int(pool["class"].value_counts().min() * 0.95)
+    assert per_class > 500
+    s = select_task(make_split(pool, per_class, [6, 1, 1], 0, "exp1"), "SGQ")
     x, y, split = features(s), labels(s, "SGQ"), s["split"].to_numpy()
     o = Objects(objid=s["objID"].to_numpy(), stamps=np.zeros((len(s), 5, 4, 4), np.float32), features=x,
                 psf_fwhm_px=np.ones((len(s), 5), np.float32), classes=s["class"].to_numpy(), split=split, labels=y)
@@ -187,7 +188,8 @@ def test_margnet_ann_reaches_the_tree_on_a_synthetic_catalogue(repo):
     z, yt = torch.from_numpy(scaler(x)), torch.as_tensor(np.array(y))
     ann = PhotometryANN(3)
     tr, va = split == "train", split == "val"
-    fit(ann, (z[tr],), yt[tr], (z[va],), yt[va], schedule=Schedule(lr=1e-3, batch_size=256, max_epochs=400, patience=30),
+    fit(ann, (z[tr],), yt[tr], (z[va],), yt[va],
+        schedule=Schedule(lr=1e-3, batch_size=128, max_epochs=400, patience=30, min_steps=10),
         device=torch.device("cpu"), seed=0)
     ann_acc = (predict_logits(ann, (z[te],), 4096, torch.device("cpu")).argmax(1).numpy() == y[te]).mean()
     assert tree_acc > 0.8

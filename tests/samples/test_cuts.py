@@ -9,7 +9,6 @@ from sdssclr.bands import BANDS
 from sdssclr.catalog import BY_ALIAS, COLUMNS
 from sdssclr.samples.cuts import (FLAGS_CLEAR_MASK, FLAGS_COMBINED_MASK, FLAGS_MUST_BE_CLEAR, Bits, apply_cuts, col,
                                   compact_cut, cut_report, dataset_cuts, faint_cut, quality_cuts, where_clause)
-from sdssclr.survey.synthetic import generate_catalog
 
 BINNED1 = 0x10000000
 
@@ -143,9 +142,9 @@ def test_local_filter_treats_nan_as_sql_null():
     assert col("targetType").ne("SKY").evaluate(df).tolist() == [True, True, True, False]
 
 
-def test_sql_and_local_filter_select_the_same_rows():
+def test_sql_and_local_filter_select_the_same_rows(synthetic_catalog):
     """Run the rendered WHERE clause in SQLite over a catalogue split into PhotoObj/SpecObj tables."""
-    cat, _, _ = generate_catalog(3000, 30, (256, 256), seed=5)
+    cat = synthetic_catalog
     # objIDs beyond 2**53 differing by one: a float64 comparison would call them equal.
     big = 1_237_000_000_000_000_001
     extra = frame(good_row(objID=7, bestObjID=7, fluxObjID=7, psffwhm_r=0.0),

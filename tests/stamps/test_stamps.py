@@ -10,7 +10,8 @@ from sdssclr.stamps.cutting import cut_band, cut_field, lanczos_weights
 from sdssclr.stamps.shards import cut_shard, plan_shards
 from sdssclr.survey.fetch import LocalFrames
 from sdssclr.survey.frames import FrameError, field_paths, read_frame, write_frame
-from sdssclr.survey.synthetic import _render_gaussians, _source_components, field_header, field_table, field_wcs
+from sdssclr.survey.render import PSF, render_source
+from sdssclr.survey.synthetic import field_header, field_table, field_wcs
 
 SHAPE = (160, 200)
 
@@ -36,9 +37,9 @@ def field_dir(tmp_path_factory):
         w = field_wcs(field, b, SHAPE)
         xs, ys = w.all_world2pix(ra, dec, 0)
         image = np.zeros(SHAPE)
-        wts, covs = _source_components(1.6, 0.0, 1.0, 0.0)
+        psf = PSF(np.array([0.9, 0.1]), np.array([1.6, 3.2]), 1.5)  # a double Gaussian, sigma 1.6 px
         for x, y in zip(xs, ys):
-            _render_gaussians(image, x, y, 100.0, wts, covs)
+            render_source(image, x, y, 100.0, psf)
         write_frame(paths[b], image, field_header(field, b, SHAPE), np.ones(SHAPE[1]), np.zeros((4, 4)))
     objects = pd.DataFrame({"objID": np.arange(6, dtype=np.int64), "ra": ra, "dec": dec,
                             **{k: int(field[k]) for k in FIELD_KEYS}})

@@ -17,7 +17,6 @@ from sdssclr.catalog import COLUMN_NAMES, COLUMNS, CatalogError
 from sdssclr.samples.cuts import apply_cuts, dataset_cuts, where_clause
 from sdssclr.survey.skyserver import (MAX_QUERY_STRING, QueryError, Throttle, catalog_sql, column_groups, query_page,
                                       query_pool, query_string_length, read_catalog_file)
-from sdssclr.survey.synthetic import generate_catalog
 
 
 def skyserver_csv(df: pd.DataFrame) -> bytes:
@@ -50,10 +49,9 @@ class FakeSkyServer:
         return MockResponse(content=skyserver_csv(pd.read_sql(sql, self.db)), url=url)
 
 
-@pytest.fixture(scope="module")
-def catalog():
-    cat, _, _ = generate_catalog(1200, 30, (256, 256), seed=11)
-    return cat
+@pytest.fixture()
+def catalog(synthetic_catalog):
+    return synthetic_catalog.iloc[:1500].copy()
 
 
 @pytest.fixture()

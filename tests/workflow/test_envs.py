@@ -16,7 +16,7 @@ SRC = REPO / "src"
 CONDA_NAME = {"numpy": "numpy", "scipy": "scipy", "pandas": "pandas", "pyarrow": "pyarrow", "astropy": "astropy",
               "astroquery": "astroquery", "requests": "requests", "sklearn": "scikit-learn",
               "matplotlib": "matplotlib-base", "tqdm": "tqdm", "yaml": "pyyaml", "jsonschema": "jsonschema",
-              "torch": "pytorch", "threadpoolctl": "threadpoolctl"}
+              "torch": "pytorch", "threadpoolctl": "threadpoolctl", "sep": "sep"}
 
 
 def rules() -> dict[str, dict[str, str]]:

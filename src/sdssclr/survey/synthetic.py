@@ -1,100 +1,99 @@
-"""An offline synthetic SDSS survey that writes exactly the files the SDSS steps write.
+"""An offline synthetic SDSS survey that writes exactly the files the SDSS steps write, and whose
+catalogue is measured from its own frames.
 
 Nothing here is real data: every catalogue it writes is tagged ``source=synthetic`` in its Parquet
 metadata, frame headers carry ``SURVEY = 'SYNTHETIC'``, and run numbers start at 9000 (no real
 SDSS imaging run is numbered that high).
 
-Generative model
-----------------
 Fields. Each field gets an r-band TAN WCS at 0.396"/px with the SDSS orientation (RA along rows,
-Dec along columns) and a small random rotation. The other four bands share the CD matrix but their
-reference pixel is offset from r's by 3-11.5 px (mostly along the scan direction, as measured on
-the real field 2583/2/136), so a cutter that cuts the same pixel box in every band misaligns the
-colours. Each field has an r-band seeing drawn from a log-normal (median 1.3", clipped 0.8-2.2")
-scaled per band (u 1.12, g 1.06, r 1, i 0.95, z 0.97), and a dust reddening E(B-V) drawn from an
-exponential with mean 0.05 (clipped at 0.3), applied with the per-band coefficients of
-:data:`sdssclr.bands.EXTINCTION_COEFF`.
+Dec along columns) and a small random rotation; the other four bands share the CD matrix but
+their reference pixel is offset from r's by 3-11.5 px (as measured on the real field 2583/2/136).
+Seeing is drawn per field *and* per band: ln psffwhm_r ~ N(0.143, 0.157) (median 1.15"), and
+ln(psffwhm_x / psffwhm_r) ~ N(mu_x, sigma_x) with u (0.176, 0.100), g (0.107, 0.103),
+i (-0.068, 0.070), z (-0.035, 0.108), the medians and scatters of the released real faint objects
+(``../shared/margnet-release``). Reddening E(B-V) is log-normal, ln E ~ N(-3.48, 0.69), from the
+same objects' extinction_r. Sky noise per band is the real field's (:mod:`sdssclr.survey.render`).
 
 Objects. Classes STAR/GALAXY/QSO are drawn with probabilities ``class_fractions``; r magnitudes
 follow power-law number counts, p(r) ~ 10^(alpha r) (alpha 0.12 stars, 0.35 galaxies, 0.30
 quasars).
-- Stars follow a stellar locus parametrised by g-r (a mixture of turn-off, intermediate and M-dwarf
-  populations); u-g, r-i, i-z are piecewise-linear functions of g-r plus 0.05 mag scatter.
+- Stars follow a stellar locus: halo turn-off stars and an intermediate population parametrised
+  by g-r, and M dwarfs parametrised by r-i (g-r saturating near 1.4); shares
+  :data:`STAR_POPULATIONS`, 0.05 mag scatter.
 - Quasars have redshifts from a mixture peaking at z ~ 1.6 with a second component at z ~ 2.8;
-  their colours are blue power-law colours with emission-line wiggles, and the Lyman-alpha forest
-  reddens u-g steeply above z ~ 2.6 and g-r above z ~ 3.3, so quasars at z ~ 2.5-3 cross the
-  stellar locus (the classic confusion region).
-- Galaxies have redshifts growing with r and colours reddening with z; they are exponential discs
-  with half-light radius r_e log-normal about 0.9" x 10^(-0.1 (r - 18)) (0.45 dex scatter), axis
-  ratio 0.4-1 and random position angle, so many faint galaxies are close to the PSF size.
-Observed magnitudes are intrinsic + extinction. The catalogue's measured quantities are produced
-the way the photometric pipeline would report them: model fluxes get Gaussian errors from the sky
-noise within the (seeing plus size) effective area, converted to SDSS asinh magnitudes and errors;
-``dered_x = x - extinction_x``; ``psfMagErr_r`` uses the PSF-matched flux (lower for extended
-objects); ``deVRad_x`` is 1.2 r_e times measurement noise for galaxies and the absolute value of a
-noise term for point sources; ``psffwhm_x`` is the field seeing with 1% scatter.
-A few per cent of objects fail each quality cut (bad redshift warnings, negative star redshifts,
-unclean photometry, r-band flags such as SATURATED or EDGE, missing BINNED1, zero radii), and a
-small fraction are placed near a frame edge so that their stamp leaves the frame.
+  blue power-law colours with emission-line wiggles, the Lyman-alpha forest reddening u-g above
+  z ~ 2.6 and g-r above z ~ 3.3 (the stellar-locus crossing at z ~ 2.5-3). Below z = 0.6 a nucleus
+  sits in an exponential host galaxy holding up to half the light.
+- Galaxies have redshifts growing with r; a red sequence (share :data:`RED_FRACTION`, bulge-
+  dominated) and a blue cloud (disc-dominated), each with colours reddening with z. Each is a de
+  Vaucouleurs bulge plus an exponential disc sharing a half-light radius log-normal about
+  GALAXY_SIZE x 10^(-0.1 (r - 18)) arcsec (0.45 dex), axis ratio 0.4-1, random position angle.
+- Neighbours not in the catalogue: stars (``background_density`` per 10^5 px) and galaxies
+  (``neighbour_galaxies`` per arcmin^2), r 19.5-23, so blends happen.
 
-Images. Sources (catalogue objects plus faint background stars not in the catalogue) are rendered
-in each band at their position through that band's WCS, as a double-Gaussian PSF (90% core of the
-band's FWHM, 10% wing twice as wide); galaxies are the exponential profile approximated by a
-non-negative mixture of Gaussians (fitted once by NNLS), each component convolved analytically
-with both PSF components. Noise is generated in data numbers (DN): sky noise with the per-pixel
-sigma that gives the band's 5-sigma point-source depth (u 22.0, g 22.2, r 22.2, i 21.3, z 20.5 at
-1.3" seeing), plus source Poisson noise (gain 4.7), rounded to integer DN and converted back to
-nanomaggies through a slowly varying per-column calibration vector (HDU1), as in real frames.
+Frames (:mod:`sdssclr.survey.render`): every source PSF-convolved through its band's WCS, the PSF
+with the real field's power-law wing, cosmic rays and bad columns interpolated over, sky and
+source noise in integer data numbers with a per-column calibration vector (HDU1), as real frames.
+
+Catalogue (:mod:`sdssclr.survey.photometry`): PSF and model magnitudes, their errors, ``deVRad``,
+``psffwhm`` and the r-band flags measured from those frames, with their noise, by fitting
+PSF-convolved profiles with the pipeline's PSF model (which differs from the PSF the frames were
+rendered with by :data:`PSF_MISMATCH_LN`, as SDSS's does); positions carry a centroid error.
+
+Calibration used image statistics of the real field and the feature distributions of the released
+real faint objects only (``benchmarks/realism.py`` prints both comparisons), never a classifier's
+score. Spectroscopic columns (class, redshift,
+warnings) and the catalogue-level flags ``clean``, ``mode`` and ``insideMask`` are drawn (a few per
+cent fail each spectroscopic cut).
+
+Density. The demo packs 40 spectroscopic and 20 photometric objects into a 320 x 320 px field
+(4.5 arcmin^2, ~13 per arcmin^2) for speed; the real survey has ~1.7 spectroscopic objects per
+1489 x 2048 px field (the release's 239,999 compact objects lie in 138,475 fields) among ~40
+photometric ones per arcmin^2 to r ~ 23, so the synthetic survey over-represents spectroscopic
+objects per field by two to three orders of magnitude and under-represents unlabelled ones.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
+import math
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pandas as pd
 from astropy.io import fits
 from astropy.wcs import WCS
-from scipy.optimize import nnls
 from tqdm import tqdm
 
-from ..bands import BANDS, EXTINCTION_COEFF, FWHM_TO_SIGMA, PIXEL_SCALE, asinh_mag, asinh_mag_err, mag_to_nmgy
-from ..catalog import COLUMNS, FIELD_KEYS, OBJECT_CLASSES, PHOTO_COLUMN_NAMES, PHOTO_FLAGS
+from ..bands import BANDS, EXTINCTION_COEFF, PIXEL_SCALE, mag_to_nmgy
+from ..catalog import COLUMNS, FIELD_KEYS, OBJECT_CLASSES, PHOTO_COLUMN_NAMES
 from ..io import write_parquet_atomic
 from .frames import FRAME_OFFSET, field_paths, write_frame
+from .photometry import TemplateBank, catalogue_columns, measure_field
+from .render import PSF, SKY_SIGMA_NMGY, SKY_DN, defects, interpolate_rows, noisy_frame, render_source
 
 log = logging.getLogger(__name__)
 
-SEEING_SCALE = {"u": 1.12, "g": 1.06, "r": 1.0, "i": 0.95, "z": 0.97}
-DEPTH_5SIGMA = {"u": 22.0, "g": 22.2, "r": 22.2, "i": 21.3, "z": 20.5}
-REFERENCE_SEEING = 1.3
-GAIN = 4.7
-NOISE_DN = 6.0  # sky sigma in DN, sets the calibration (nanomaggies per DN)
-PSF_WING_FRACTION, PSF_WING_SCALE = 0.1, 2.0
 FIRST_RUN = 9000
-
-
-def sky_sigma_nmgy(band: str) -> float:
-    """Per-pixel sky noise (nanomaggies) giving the band's 5-sigma depth at reference seeing."""
-    sigma_px = REFERENCE_SEEING * SEEING_SCALE[band] * FWHM_TO_SIGMA / PIXEL_SCALE
-    return float(mag_to_nmgy(DEPTH_5SIGMA[band]) / 5.0 / np.sqrt(4 * np.pi * sigma_px**2))
-
-
-@functools.cache
-def exponential_mog() -> tuple[np.ndarray, np.ndarray]:
-    """Weights and sigmas (in units of r_e) of a Gaussian mixture approximating an exponential
-    profile of unit half-light radius, fitted by NNLS to the 2-D surface brightness."""
-    sigmas = np.array([0.04, 0.1, 0.2, 0.35, 0.6, 1.0, 1.6])
-    r = np.linspace(0.0, 6.0, 600)
-    target = np.exp(-1.678 * r)
-    target /= np.sum(target * r)
-    basis = np.exp(-0.5 * (r[:, None] / sigmas) ** 2) / sigmas**2
-    basis /= np.sum(basis * r[:, None], axis=0)
-    wt = np.sqrt(r + 1e-3)[:, None]
-    weights, _ = nnls(basis * wt, target * wt[:, 0])
-    return weights / weights.sum(), sigmas
+#: ln psffwhm_r ~ N(mean, sd), clipped; ln(psffwhm_x / psffwhm_r) ~ N(mean, sd) per band: the
+#: medians and robust scatters of the released real faint objects.
+SEEING_R_LN = (0.143, 0.14)
+SEEING_RANGE = (0.7, 1.75)
+#: The photometric pipeline's PSF model is not the true PSF: the frames are rendered with a PSF
+#: whose FWHM is the model's times exp(N(mean, sd)) per field and band, so point sources fit
+#: slightly extended (the real faint stars' deVRad, 0.08" median in r and 0.11" in u, needs it).
+PSF_MISMATCH_LN = {"u": (0.08, 0.06), "g": (0.04, 0.05), "r": (0.03, 0.04), "i": (0.03, 0.04), "z": (0.05, 0.05)}
+#: Galaxies: median half-light radius GALAXY_SIZE" at r = 18 (shrinking by 10^-0.1 per magnitude),
+#: and the share of the red sequence.
+GALAXY_SIZE, RED_FRACTION = 1.2, 0.5
+#: Shares of halo turn-off stars, an intermediate population and M dwarfs.
+STAR_POPULATIONS = (0.45, 0.15, 0.40)
+SEEING_RATIO_LN = {"u": (0.176, 0.100), "g": (0.107, 0.103), "r": (0.0, 0.0), "i": (-0.068, 0.070),
+                   "z": (-0.035, 0.108)}
+#: ln E(B-V) ~ N(mean, sd), clipped to EBV_RANGE: from the released objects' extinction_r.
+EBV_LN, EBV_RANGE = (-3.48, 0.69), (0.003, 1.0)
+#: Cosmic-ray tracks per 10^5 pixels of a frame, and the chance that a frame has a bad column.
+COSMIC_PER_1E5_PX, BAD_COLUMN_RATE = 1.5, 0.1
 
 
 def _power_law_mags(rng, n, lo, hi, alpha):
@@ -108,13 +107,19 @@ def _sigmoid(x):
 
 
 def _star_colours(rng, n):
-    pop = rng.choice(3, n, p=[0.5, 0.15, 0.35])
-    gr = np.where(pop == 0, rng.normal(0.35, 0.12, n),
-                  np.where(pop == 1, rng.normal(0.75, 0.2, n), rng.normal(1.35, 0.12, n)))
-    gr = np.clip(gr, -0.3, 1.6)
-    ug = np.where(gr < 1.0, 0.75 + 1.35 * gr, 2.1 + 0.4 * (gr - 1.0))
-    ri = np.where(gr < 1.2, 0.3 * gr - 0.02, 0.34 + 2.8 * (gr - 1.2))
+    """Stellar locus: halo turn-off stars, an intermediate population, and M dwarfs, whose g-r
+    saturates near 1.4 while r-i runs to 2 (parametrised by r-i)."""
+    pop = rng.choice(3, n, p=list(STAR_POPULATIONS))
+    gr = np.where(pop == 0, rng.normal(0.3, 0.12, n), rng.normal(0.8, 0.2, n))
+    gr = np.clip(gr, -0.3, 1.3)
+    ri = 0.3 * gr - 0.02
     iz = 0.45 * ri + 0.02
+    dwarf = pop == 2
+    ri_m = np.clip(rng.gamma(2.0, 0.35, n) + 0.6, 0.6, 2.6)
+    ri = np.where(dwarf, ri_m, ri)
+    gr = np.where(dwarf, np.clip(1.25 + 0.2 * (ri_m - 0.6), 1.2, 1.65), gr)
+    iz = np.where(dwarf, 0.25 + 0.5 * ri_m, iz)
+    ug = np.where(gr < 1.0, 0.75 + 1.35 * gr, 2.1 + 0.4 * (gr - 1.0))
     s = lambda: rng.normal(0, 0.05, n)  # noqa: E731
     return ug + s(), gr + s(), ri + s(), iz + s()
 
@@ -129,34 +134,14 @@ def _qso_colours(rng, z):
     return ug + s(), gr + s(), ri + s(), iz + s()
 
 
-def _galaxy_colours(rng, z):
+def _galaxy_colours(rng, z, red):
+    """Colours of the red sequence (``red``) and the blue cloud, reddening with redshift."""
     n = len(z)
-    return (1.4 + 0.6 * z + rng.normal(0, 0.25, n), 0.55 + 1.2 * z + rng.normal(0, 0.12, n),
-            0.3 + 0.5 * z + rng.normal(0, 0.07, n), 0.2 + 0.2 * z + rng.normal(0, 0.07, n))
-
-
-def field_table(n_fields: int, rng: np.random.Generator) -> pd.DataFrame:
-    """Per-field geometry, seeing and reddening."""
-    k = np.arange(n_fields)
-    fields = pd.DataFrame({
-        "rerun": 301,
-        "run": FIRST_RUN + k // 1200,
-        "camcol": 1 + (k % 1200) // 200,
-        "field": 11 + k % 200,
-        "ra_c": 10.0 + 0.25 * (k % 1200),
-        "dec_c": -1.0 + 0.25 * (k // 1200),
-        "rot_deg": rng.normal(0.0, 0.05, n_fields),
-        "seeing_r": np.clip(np.exp(rng.normal(np.log(1.3), 0.15, n_fields)), 0.8, 2.2),
-        "ebv": np.clip(rng.exponential(0.05, n_fields), 0.0, 0.3),
-    })
-    for b in BANDS:
-        if b == "r":
-            fields["dx_r"], fields["dy_r"] = 0.0, 0.0
-            continue
-        sign = rng.choice([-1.0, 1.0], n_fields)
-        fields[f"dy_{b}"] = sign * rng.uniform(3.0, 11.5, n_fields)
-        fields[f"dx_{b}"] = rng.uniform(-1.5, 1.5, n_fields)
-    return fields
+    ug = np.where(red, 1.8 + 1.5 * z, 0.8 + 0.6 * z) + rng.normal(0, 0.25, n)
+    gr = np.where(red, 0.7 + 2.1 * z, 0.35 + 0.9 * z) + rng.normal(0, 0.13, n)
+    ri = np.where(red, 0.3 + 1.3 * z, 0.25 + 0.6 * z) + rng.normal(0, 0.09, n)
+    iz = np.where(red, 0.3 + 0.3 * z, 0.2 + 0.3 * z) + rng.normal(0, 0.07, n)
+    return ug, gr, ri, iz
 
 
 def field_header(f: pd.Series, band: str, shape) -> fits.Header:
@@ -185,248 +170,262 @@ def field_wcs(f: pd.Series, band: str, shape):
     return WCS(field_header(f, band, shape))
 
 
-def generate_catalog(n_objects: int, objects_per_field: int, frame_shape, seed: int,
-                     class_fractions=(0.3, 0.3, 0.4), edge_fraction: float = 0.02,
-                     stamp_margin: int = 32, fields: pd.DataFrame | None = None,
-                     objid_base: int = 9_100_000_000_000_000) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Draw fields and objects. Returns (catalogue, truth, fields).
+def field_table(n_fields: int, rng: np.random.Generator) -> pd.DataFrame:
+    """Per-field geometry, seeing per band and reddening."""
+    k = np.arange(n_fields)
+    fields = pd.DataFrame({
+        "rerun": 301,
+        "run": FIRST_RUN + k // 1200,
+        "camcol": 1 + (k % 1200) // 200,
+        "field": 11 + k % 200,
+        "ra_c": 10.0 + 0.25 * (k % 1200),
+        "dec_c": -1.0 + 0.25 * (k // 1200),
+        "rot_deg": rng.normal(0.0, 0.05, n_fields),
+        "ebv": np.clip(np.exp(rng.normal(*EBV_LN, n_fields)), *EBV_RANGE),
+    })
+    seeing_r = np.clip(np.exp(rng.normal(*SEEING_R_LN, n_fields)), *SEEING_RANGE)
+    for b in BANDS:
+        mu, sd = SEEING_RATIO_LN[b]
+        fields[f"seeing_{b}"] = seeing_r * np.exp(rng.normal(mu, sd, n_fields)) if sd else seeing_r
+    for b in BANDS:  # the PSF the frames are rendered with (the pipeline's model is seeing_x)
+        fields[f"true_seeing_{b}"] = fields[f"seeing_{b}"] * np.exp(rng.normal(*PSF_MISMATCH_LN[b], n_fields))
+    for b in BANDS:
+        if b == "r":
+            fields["dx_r"], fields["dy_r"] = 0.0, 0.0
+            continue
+        sign = rng.choice([-1.0, 1.0], n_fields)
+        fields[f"dy_{b}"] = sign * rng.uniform(3.0, 11.5, n_fields)
+        fields[f"dx_{b}"] = rng.uniform(-1.5, 1.5, n_fields)
+    return fields
 
-    With ``fields`` given, the objects are spread over those fields (``objects_per_field`` each)
-    instead of new ones: the photometric objects of the spectroscopic sample's fields."""
-    rng = np.random.default_rng(seed)
-    if fields is None:
-        n_fields = max(1, int(np.ceil(n_objects / objects_per_field)))
-        fields = field_table(n_fields, rng)
-    n_fields = len(fields)
-    ny, nx = frame_shape
-    fidx = np.sort(rng.permutation(np.arange(n_objects) % n_fields))
-    fld = fields.iloc[fidx].reset_index(drop=True)
 
-    cls = rng.choice(np.array(OBJECT_CLASSES), n_objects, p=np.asarray(class_fractions) / sum(class_fractions))
+def draw_sources(rng: np.random.Generator, cls: np.ndarray, r_range=None) -> dict:
+    """Intrinsic magnitudes (u..z, before extinction), redshift and shape of sources of classes ``cls``."""
+    n = len(cls)
     is_star, is_gal, is_qso = cls == "STAR", cls == "GALAXY", cls == "QSO"
-    r0 = np.empty(n_objects)
-    r0[is_star] = _power_law_mags(rng, is_star.sum(), 14.5, 22.5, 0.12)
-    r0[is_gal] = _power_law_mags(rng, is_gal.sum(), 16.0, 22.5, 0.35)
-    r0[is_qso] = _power_law_mags(rng, is_qso.sum(), 16.5, 22.5, 0.30)
-
-    z = np.empty(n_objects)
+    r0 = np.empty(n)
+    lo = {"STAR": 14.5, "GALAXY": 16.0, "QSO": 16.5} if r_range is None else dict.fromkeys(OBJECT_CLASSES, r_range[0])
+    hi = 22.5 if r_range is None else r_range[1]
+    r0[is_star] = _power_law_mags(rng, is_star.sum(), lo["STAR"], hi, 0.12)
+    r0[is_gal] = _power_law_mags(rng, is_gal.sum(), lo["GALAXY"], hi, 0.35)
+    r0[is_qso] = _power_law_mags(rng, is_qso.sum(), lo["QSO"], hi, 0.30)
+    z = np.empty(n)
     z[is_star] = rng.normal(1e-4, 3e-4, is_star.sum())  # some negative: fail s.z > 0
-    zq = np.where(rng.random(is_qso.sum()) < 0.75, rng.normal(1.6, 0.6, is_qso.sum()),
-                  rng.normal(2.8, 0.4, is_qso.sum()))
+    zq = np.where(rng.random(is_qso.sum()) < 0.75, rng.normal(1.6, 0.6, is_qso.sum()), rng.normal(2.8, 0.4, is_qso.sum()))
     z[is_qso] = np.clip(zq, 0.3, 4.5)
-    z[is_gal] = np.clip(0.05 + 0.08 * (r0[is_gal] - 16) + rng.normal(0, 0.05, is_gal.sum()), 0.02, 0.9)
-
-    colours = np.zeros((n_objects, 4))
+    z[is_gal] = np.clip(0.05 + 0.08 * (r0[is_gal] - 16) + rng.normal(0, 0.12, is_gal.sum()), 0.02, 0.9)
+    red = rng.random(n) < RED_FRACTION
+    colours = np.zeros((n, 4))
     colours[is_star] = np.stack(_star_colours(rng, is_star.sum()), 1)
     colours[is_qso] = np.stack(_qso_colours(rng, z[is_qso]), 1)
-    colours[is_gal] = np.stack(_galaxy_colours(rng, z[is_gal]), 1)
-    intrinsic = {"r": r0}
-    intrinsic["g"] = r0 + colours[:, 1]
-    intrinsic["u"] = intrinsic["g"] + colours[:, 0]
-    intrinsic["i"] = r0 - colours[:, 2]
-    intrinsic["z"] = intrinsic["i"] - colours[:, 3]
+    colours[is_gal] = np.stack(_galaxy_colours(rng, z[is_gal], red[is_gal]), 1)
+    mags = {"r": r0, "g": r0 + colours[:, 1]}
+    mags["u"] = mags["g"] + colours[:, 0]
+    mags["i"] = r0 - colours[:, 2]
+    mags["z"] = mags["i"] - colours[:, 3]
+    r_e = np.where(is_gal, np.exp(rng.normal(np.log(GALAXY_SIZE * 10 ** (-0.1 * (r0 - 18))), 0.45 * np.log(10), n)),
+                   0.0)
+    # quasar hosts: below z = 0.6, an exponential host holding up to half of the light
+    host = np.where(is_qso & (z < 0.6), rng.uniform(0.1, 0.5, n) * (1 - z / 0.6), 0.0)
+    r_e = np.where(host > 0, rng.uniform(0.5, 1.5, n), r_e)
+    return {"mags": mags, "redshift": z, "r_e": np.clip(r_e, 0.0, 6.0), "q": np.where(is_gal | (host > 0),
+            rng.uniform(0.4, 1.0, n), 1.0), "pa": rng.uniform(0, np.pi, n),
+            "bulge": np.where(is_gal, np.where(red, rng.beta(3.0, 1.5, n), rng.beta(1.0, 3.0, n)), 0.0), "host": host}
 
-    r_e = np.where(is_gal, np.exp(rng.normal(np.log(0.9 * 10 ** (-0.1 * (r0 - 18))), 0.45 * np.log(10), n_objects)), 0.0)
-    r_e = np.clip(r_e, 0.0, 6.0)
-    q = np.where(is_gal, rng.uniform(0.4, 1.0, n_objects), 1.0)
-    pa = rng.uniform(0, np.pi, n_objects)
 
-    # Positions: uniform within the r-band frame away from the edges, a few close to an edge.
-    margin = stamp_margin
-    x = rng.uniform(margin, nx - 1 - margin, n_objects)
-    y = rng.uniform(margin, ny - 1 - margin, n_objects)
+def draw_objects(n_objects: int, fields: pd.DataFrame, frame_shape, rng: np.random.Generator, class_fractions,
+                 edge_fraction: float, stamp_margin: int, objid_base: int) -> pd.DataFrame:
+    """The truth of ``n_objects`` catalogue objects spread over ``fields``: class, position (r-band
+    pixels and sky), fluxes per band after extinction, shape, redshift."""
+    ny, nx = frame_shape
+    fidx = np.sort(rng.permutation(np.arange(n_objects) % len(fields)))
+    fld = fields.iloc[fidx].reset_index(drop=True)
+    cls = rng.choice(np.array(OBJECT_CLASSES), n_objects, p=np.asarray(class_fractions) / sum(class_fractions))
+    src = draw_sources(rng, cls)
+    x = rng.uniform(stamp_margin, nx - 1 - stamp_margin, n_objects)
+    y = rng.uniform(stamp_margin, ny - 1 - stamp_margin, n_objects)
     near = rng.random(n_objects) < edge_fraction
     x[near] = rng.uniform(0, 8, near.sum())
-    ra = np.empty(n_objects)
-    dec = np.empty(n_objects)
-    for k, rows in pd.Series(np.arange(n_objects)).groupby(fidx):
+    truth = pd.DataFrame({"objID": objid_base + np.arange(n_objects, dtype=np.int64), "class": cls,
+                          "field_index": fidx, **{k: fld[k].to_numpy() for k in FIELD_KEYS},
+                          "x_r": x, "y_r": y, "redshift": src["redshift"], "r_e": src["r_e"], "q": src["q"],
+                          "pa": src["pa"], "bulge": src["bulge"], "host": src["host"], "ebv": fld["ebv"].to_numpy()})
+    for b in BANDS:
+        truth[f"flux_{b}"] = mag_to_nmgy(src["mags"][b] + EXTINCTION_COEFF[b] * truth["ebv"].to_numpy())
+    ra, dec = np.empty(n_objects), np.empty(n_objects)
+    for k, rows in truth.groupby("field_index").indices.items():
         w = field_wcs(fields.iloc[k], "r", frame_shape)
-        ra[rows.to_numpy()], dec[rows.to_numpy()] = w.all_pix2world(x[rows], y[rows], 0)
+        ra[rows], dec[rows] = w.all_pix2world(x[rows], y[rows], 0)
+    truth["ra_true"], truth["dec_true"] = ra, dec
+    return truth
 
-    cat = {"objID": objid_base + np.arange(n_objects, dtype=np.int64)}
-    cat["specObjID"] = 2_000_000_000_000_000_000 + np.arange(n_objects, dtype=np.int64)
-    cat["class"] = cls
-    cat["redshift"] = z
-    cat["zErr"] = np.where(rng.random(n_objects) < 0.01, 0.2, np.abs(rng.normal(0, 0.0005, n_objects)) + 1e-5)
-    cat["zWarning"] = np.where(rng.random(n_objects) < 0.02, 4, 0)
-    cat["sciencePrimary"] = np.where(rng.random(n_objects) < 0.02, 0, 1)
-    cat["targetType"] = np.where(rng.random(n_objects) < 0.01, "SKY", "SCIENCE")
-    cat["bestObjID"] = cat["objID"]
-    cat["fluxObjID"] = np.where(rng.random(n_objects) < 0.01, cat["objID"] + 1, cat["objID"])
-    for key in FIELD_KEYS:
-        cat[key] = fld[key].to_numpy()
-    cat["ra"], cat["dec"] = ra, dec
 
-    truth = {"objID": cat["objID"], "r_e": r_e, "q": q, "pa": pa, "x_r": x, "y_r": y,
-             "ebv": fld["ebv"].to_numpy()}
-    err, extinction, deV, psffwhm = {}, {}, {}, {}
+def spectroscopic_columns(truth: pd.DataFrame, rng: np.random.Generator) -> dict:
+    """The SpecObj columns of catalogue objects (a few per cent fail each spectroscopic cut)."""
+    n = len(truth)
+    objid = truth["objID"].to_numpy()
+    return {"specObjID": 2_000_000_000_000_000_000 + np.arange(n, dtype=np.int64), "class": truth["class"].to_numpy(),
+            "redshift": truth["redshift"].to_numpy(),
+            "zErr": np.where(rng.random(n) < 0.01, 0.2, np.abs(rng.normal(0, 0.0005, n)) + 1e-5),
+            "zWarning": np.where(rng.random(n) < 0.02, 4, 0), "sciencePrimary": np.where(rng.random(n) < 0.02, 0, 1),
+            "targetType": np.where(rng.random(n) < 0.01, "SKY", "SCIENCE"), "bestObjID": objid,
+            "fluxObjID": np.where(rng.random(n) < 0.01, objid + 1, objid)}
+
+
+def neighbours(field: pd.Series, frame_shape, rng: np.random.Generator, star_density: float,
+               galaxy_density: float) -> pd.DataFrame:
+    """Sources not in any catalogue: faint stars and galaxies from number counts, uniform over the frame."""
+    ny, nx = frame_shape
+    area_arcmin2 = nx * ny * (PIXEL_SCALE / 60) ** 2
+    n_star, n_gal = rng.poisson(star_density * nx * ny / 1e5), rng.poisson(galaxy_density * area_arcmin2)
+    cls = np.array(["STAR"] * n_star + ["GALAXY"] * n_gal)
+    src = draw_sources(rng, cls, r_range=(19.5, 23.0))
+    x, y = rng.uniform(0, nx, len(cls)), rng.uniform(0, ny, len(cls))
+    ra, dec = field_wcs(field, "r", frame_shape).all_pix2world(x, y, 0)
+    out = pd.DataFrame({"ra_true": ra, "dec_true": dec, "r_e": src["r_e"], "q": src["q"], "pa": src["pa"],
+                        "bulge": src["bulge"], "host": 0.0})
     for b in BANDS:
-        seeing = fld["seeing_r"].to_numpy() * SEEING_SCALE[b]
-        ext = EXTINCTION_COEFF[b] * fld["ebv"].to_numpy()
-        m_obs = intrinsic[b] + ext
-        flux = mag_to_nmgy(m_obs)
-        sig_psf = seeing * FWHM_TO_SIGMA / PIXEL_SCALE
-        sig_eff = np.sqrt(sig_psf**2 + (0.6 * r_e / PIXEL_SCALE) ** 2)
-        flux_err = sky_sigma_nmgy(b) * np.sqrt(4 * np.pi) * sig_eff
-        measured = flux + rng.normal(0, 1, n_objects) * flux_err
-        cat[b] = asinh_mag(measured, b)
-        err[b] = asinh_mag_err(measured, flux_err, b)
-        extinction[b] = ext
-        if b == "r":
-            psf_flux = flux * sig_psf**2 / sig_eff**2
-            psf_err = sky_sigma_nmgy(b) * np.sqrt(4 * np.pi) * sig_psf
-            cat["psfMagErr_r"] = asinh_mag_err(psf_flux, psf_err, b)
-        noise = 0.05 + 0.5 * err[b]
-        deV[b] = np.where(is_gal, 1.2 * r_e * np.exp(rng.normal(0, noise)),
-                          np.abs(rng.normal(0, 0.1 + 0.5 * np.minimum(err[b], 1.0))))
-        deV[b] = np.where(rng.random(n_objects) < 0.005, 0.0, deV[b])
-        psffwhm[b] = np.where(rng.random(n_objects) < 0.002, 0.0, seeing * (1 + rng.normal(0, 0.01, n_objects)))
-        truth[f"flux_{b}"] = flux
-    for b in BANDS:
-        cat[f"err_{b}"] = err[b]
-    for b in BANDS:
-        cat[f"dered_{b}"] = cat[b] - extinction[b]
-    for b in BANDS:
-        cat[f"deVRad_{b}"] = deV[b]
-    for b in BANDS:
-        cat[f"psffwhm_{b}"] = psffwhm[b]
-    for b in BANDS:
-        cat[f"extinction_{b}"] = extinction[b]
-
-    flags = np.full(n_objects, PHOTO_FLAGS["BINNED1"], dtype=np.int64)
-    flags[rng.random(n_objects) < 0.01] = 0  # BINNED1 missing
-    for name, bit in PHOTO_FLAGS.items():  # each flag a clean object must not have
-        if name != "BINNED1":
-            flags[rng.random(n_objects) < 0.003] |= bit
-    flags[r0 < 15.0] |= PHOTO_FLAGS["SATURATED"]
-    flags[near] |= PHOTO_FLAGS["EDGE"] * (rng.random(near.sum()) < 0.5)
-    cat["flags_r"] = flags
-    cat["clean"] = np.where(rng.random(n_objects) < 0.02, 0, 1)
-    cat["mode"] = np.where(rng.random(n_objects) < 0.02, 2, 1)
-    cat["insideMask"] = np.where(rng.random(n_objects) < 0.01, 1, 0)
-
-    catalog = pd.DataFrame(cat)[[c.alias for c in COLUMNS]]
-    for c in COLUMNS:
-        if c.dtype != "str":
-            catalog[c.alias] = catalog[c.alias].astype(c.dtype)
-    return catalog, pd.DataFrame(truth), fields
+        out[f"flux_{b}"] = mag_to_nmgy(src["mags"][b] + EXTINCTION_COEFF[b] * field["ebv"])
+    return out
 
 
-def _render_gaussians(image, x, y, flux, weights, covs):
-    """Add ``flux`` x sum_k weights[k] N(0, cov_k) centred at pixel (x, y) to ``image`` in place;
-    ``covs`` is (K, 3): the entries (xx, xy, yy) of each 2x2 covariance."""
-    ny, nx = image.shape
-    half = int(np.ceil(5 * np.sqrt(max(covs[:, 0].max(), covs[:, 2].max())))) + 1
-    x0, x1 = max(int(np.floor(x)) - half, 0), min(int(np.floor(x)) + half + 1, nx)
-    y0, y1 = max(int(np.floor(y)) - half, 0), min(int(np.floor(y)) + half + 1, ny)
-    if x0 >= x1 or y0 >= y1:
-        return
-    dx = (np.arange(x0, x1) - x)[None, None, :]
-    dy = (np.arange(y0, y1) - y)[None, :, None]
-    a, b, d = (covs[:, k][:, None, None] for k in range(3))
-    det = a * d - b * b
-    q = (d * dx * dx - 2 * b * dx * dy + a * dy * dy) / det
-    image[y0:y1, x0:x1] += flux * np.sum(weights[:, None, None] * np.exp(-0.5 * q) / (2 * np.pi * np.sqrt(det)), 0)
-
-
-def _source_components(sigma_psf: float, r_e_px: float, q: float, pa: float):
-    """(weights (K,), covariances (K, 3) as xx, xy, yy) of a source: the double-Gaussian PSF
-    convolved with its profile (a point, or the exponential's Gaussian mixture)."""
-    psf_w = np.array([1 - PSF_WING_FRACTION, PSF_WING_FRACTION])
-    psf_var = np.array([sigma_psf, PSF_WING_SCALE * sigma_psf]) ** 2
-    if r_e_px <= 0:
-        return psf_w, np.stack([psf_var, np.zeros(2), psf_var], 1)
-    mog_w, mog_s = exponential_mog()
-    keep = mog_w > 0
-    major, minor = (mog_s[keep] * r_e_px) ** 2, (mog_s[keep] * r_e_px * q) ** 2
-    c, s = np.cos(pa), np.sin(pa)
-    shape = np.stack([major * c * c + minor * s * s, (major - minor) * c * s, major * s * s + minor * c * c], 1)
-    covs = shape[:, None, :] + np.stack([psf_var, np.zeros(2), psf_var], 1)[None, :, :]
-    return (mog_w[keep][:, None] * psf_w[None, :]).reshape(-1), covs.reshape(-1, 3)
-
-
-def render_field(args) -> list[str]:
-    """Render and write the five frames of one field; returns the written paths."""
-    field, objects, frames_dir, frame_shape, seed, bg_density = args
+def simulate_field(args):
+    """Render one field's five frames (written when ``frames_dir`` is set) and measure its catalogue
+    objects on them. Returns (index of the objects in the caller's table, measured columns)."""
+    field, objects, neighbour_table, frames_dir, frame_shape, seed = args
     rng = np.random.default_rng(seed)
     ny, nx = frame_shape
-    # Faint background stars not in the spectroscopic catalogue.
-    n_bg = rng.poisson(bg_density * nx * ny / 1e5)
-    bg_r = _power_law_mags(rng, n_bg, 19.0, 23.5, 0.3)
-    bg_col = np.stack(_star_colours(rng, n_bg), 1) if n_bg else np.zeros((0, 4))
-    bg_mags = {"r": bg_r, "g": bg_r + bg_col[:, 1], "i": bg_r - bg_col[:, 2]}
-    bg_mags["u"] = bg_mags["g"] + bg_col[:, 0]
-    bg_mags["z"] = bg_mags["i"] - bg_col[:, 3]
+    sources = pd.concat([objects, neighbour_table], ignore_index=True)
+    psfs = {b: PSF.for_seeing(float(field[f"seeing_{b}"]), b) for b in BANDS}  # the pipeline's model
+    true_psfs = {b: PSF.for_seeing(float(field[f"true_seeing_{b}"]), b) for b in BANDS}
+    frames, calib, interpolated, cosmic, saturated, positions = {}, {}, {}, {}, {}, {}
+    n_obj = len(objects)
+    # measured positions: the truth plus a centroid error of about FWHM / (2 S/N) in r
+    snr = objects["flux_r"].to_numpy() / (SKY_SIGMA_NMGY["r"] * math.sqrt(4 * math.pi)
+                                          * psfs["r"].fwhm_arcsec / PIXEL_SCALE / 2.3548)
+    pos_err = np.minimum(0.5 * psfs["r"].fwhm_arcsec / PIXEL_SCALE / np.maximum(snr, 1e-3), 1.0)
     wr = field_wcs(field, "r", frame_shape)
-    bg_ra, bg_dec = wr.all_pix2world(rng.uniform(0, nx, n_bg), rng.uniform(0, ny, n_bg), 0)
-    paths = field_paths(frames_dir, field["rerun"], field["run"], field["camcol"], field["field"])
-    written = []
+    xr, yr = wr.all_world2pix(objects["ra_true"].to_numpy(), objects["dec_true"].to_numpy(), 0)
+    xr, yr = xr + rng.normal(0, 1, n_obj) * pos_err, yr + rng.normal(0, 1, n_obj) * pos_err
+    ra, dec = wr.all_pix2world(xr, yr, 0)
+    paths = field_paths(frames_dir, field["rerun"], field["run"], field["camcol"], field["field"]) if frames_dir else None
     for b in BANDS:
         wcs = field_wcs(field, b, frame_shape)
-        sigma_psf = field["seeing_r"] * SEEING_SCALE[b] * FWHM_TO_SIGMA / PIXEL_SCALE
-        image = np.zeros(frame_shape)
-        xs, ys = wcs.all_world2pix(objects["ra"].to_numpy(), objects["dec"].to_numpy(), 0)
-        r_e, q, pa, flux = (objects[c].to_numpy() for c in ("r_e", "q", "pa", f"flux_{b}"))
-        for k in range(len(objects)):
-            w, c = _source_components(sigma_psf, r_e[k] / PIXEL_SCALE, q[k], pa[k])
-            _render_gaussians(image, xs[k], ys[k], flux[k], w, c)
-        bx, by = wcs.all_world2pix(bg_ra, bg_dec, 0)
-        bg_flux = mag_to_nmgy(bg_mags[b] + EXTINCTION_COEFF[b] * field["ebv"])
-        w, c = _source_components(sigma_psf, 0.0, 1.0, 0.0)
-        for k in range(n_bg):
-            _render_gaussians(image, bx[k], by[k], bg_flux[k], w, c)
-        sigma = sky_sigma_nmgy(b)
-        calib = sigma / NOISE_DN * (1 + 0.02 * np.sin(np.linspace(0, np.pi, nx) + rng.uniform(0, 6)))
-        sky_dn = NOISE_DN**2 * GAIN
-        src_dn = image / calib[None, :]
-        noise_dn = rng.standard_normal(frame_shape, dtype=np.float32) * np.sqrt(NOISE_DN**2 + np.clip(src_dn, 0, None) / GAIN)
-        counts = np.round(src_dn + noise_dn + sky_dn)
-        frame = ((counts - sky_dn) * calib[None, :]).astype(np.float32)
-        header = field_header(field, b, frame_shape)
-        header["NMGY"] = (float(calib.mean()), "mean nanomaggies per count")
-        write_frame(paths[b], frame, header, calib, np.full((8, 8), sky_dn, dtype=np.float32))
-        written.append(str(paths[b]))
-    return written
+        xs, ys = wcs.all_world2pix(sources["ra_true"].to_numpy(), sources["dec_true"].to_numpy(), 0)
+        flux = sources[f"flux_{b}"].to_numpy()
+        r_e, q, pa, bulge, host = (sources[c].to_numpy() for c in ("r_e", "q", "pa", "bulge", "host"))
+        model = np.zeros(frame_shape)
+        for k in range(len(sources)):
+            if host[k] > 0:  # a quasar: nucleus plus exponential host
+                render_source(model, xs[k], ys[k], flux[k] * (1 - host[k]), true_psfs[b])
+                render_source(model, xs[k], ys[k], flux[k] * host[k], true_psfs[b], r_e[k] / PIXEL_SCALE, q[k], pa[k],
+                              0.0)
+            else:
+                render_source(model, xs[k], ys[k], flux[k], true_psfs[b], r_e[k] / PIXEL_SCALE, q[k], pa[k], bulge[k])
+        cr, bad = defects(rng, frame_shape, COSMIC_PER_1E5_PX * nx * ny / 1e5, BAD_COLUMN_RATE)
+        frame, calib[b], saturated[b] = noisy_frame(rng, model, b)
+        frame = frame + np.where(cr, SKY_SIGMA_NMGY[b] * rng.uniform(20, 200, frame_shape), 0.0).astype(np.float32)
+        interpolated[b], cosmic[b] = cr | bad, cr
+        frames[b] = interpolate_rows(frame, interpolated[b]).astype(np.float32)
+        positions[b] = wcs.all_world2pix(ra, dec, 0)
+        if paths is not None:
+            header = field_header(field, b, frame_shape)
+            header["NMGY"] = (float(calib[b].mean()), "mean nanomaggies per count")
+            write_frame(paths[b], frames[b], header, calib[b], np.full((8, 8), SKY_DN, dtype=np.float32))
+    banks = {b: TemplateBank(psfs[b]) for b in BANDS}
+    measured = measure_field(frames, positions, banks, calib, interpolated, cosmic, saturated, SKY_SIGMA_NMGY)
+    extinction = {b: EXTINCTION_COEFF[b] * float(field["ebv"]) for b in BANDS}
+    cols = catalogue_columns(measured, psfs, extinction)
+    cols["ra"], cols["dec"] = ra, dec
+    return objects.index.to_numpy(), pd.DataFrame(cols)
+
+
+def simulate(fields: pd.DataFrame, objects: pd.DataFrame, frame_shape, seed: int, *, frames_dir=None,
+             background_density: float = 2.0, neighbour_galaxies: float = 8.0, threads: int = 1) -> pd.DataFrame:
+    """Render every field (frames written below ``frames_dir`` when given) and return the measured
+    photometric columns of ``objects``, row-aligned with it."""
+    groups = objects.groupby("field_index").indices
+    jobs = []
+    for k in range(len(fields)):
+        rng = np.random.default_rng([seed, 11, k])
+        nb = neighbours(fields.iloc[k], frame_shape, rng, background_density, neighbour_galaxies)
+        objs = objects.iloc[groups.get(k, [])]
+        jobs.append((fields.iloc[k], objs, nb, None if frames_dir is None else str(frames_dir), tuple(frame_shape),
+                     [seed, 7, k]))
+    parts = []
+    with ProcessPoolExecutor(max_workers=max(1, threads)) as pool:
+        for index, cols in tqdm(pool.map(simulate_field, jobs, chunksize=2), total=len(jobs), desc="fields",
+                                mininterval=5):
+            parts.append(cols.set_index(index))
+    measured = pd.concat(parts).sort_index() if parts else pd.DataFrame()
+    return measured.reindex(objects.index)
+
+
+def catalogue(truth: pd.DataFrame, measured: pd.DataFrame, rng: np.random.Generator, spectroscopic: bool) -> pd.DataFrame:
+    """The catalogue table: measured photometry, drawn spectroscopy and catalogue-level flags."""
+    n = len(truth)
+    cat = {"objID": truth["objID"].to_numpy()}
+    if spectroscopic:
+        cat.update(spectroscopic_columns(truth, rng))
+    for key in FIELD_KEYS:
+        cat[key] = truth[key].to_numpy()
+    for c in measured.columns:
+        cat[c] = measured[c].to_numpy()
+    cat["clean"] = np.where(rng.random(n) < 0.02, 0, 1)
+    cat["mode"] = np.where(rng.random(n) < 0.02, 2, 1)
+    cat["insideMask"] = np.where(rng.random(n) < 0.01, 1, 0)
+    names = [c.alias for c in COLUMNS] if spectroscopic else list(PHOTO_COLUMN_NAMES)
+    out = pd.DataFrame(cat)[names]
+    for c in COLUMNS:
+        if c.alias in out and c.dtype != "str":
+            out[c.alias] = out[c.alias].astype(c.dtype)
+    return out
+
+
+def generate_catalog(n_objects: int, objects_per_field: int, frame_shape, seed: int,
+                     class_fractions=(0.3, 0.3, 0.4), edge_fraction: float = 0.02, stamp_margin: int = 32,
+                     background_density: float = 2.0, neighbour_galaxies: float = 8.0,
+                     threads: int = 1) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A catalogue measured from frames rendered in memory (none written). Returns (catalogue, truth, fields)."""
+    rng = np.random.default_rng(seed)
+    fields = field_table(max(1, int(np.ceil(n_objects / objects_per_field))), rng)
+    truth = draw_objects(n_objects, fields, tuple(frame_shape), rng, class_fractions, edge_fraction, stamp_margin,
+                         9_100_000_000_000_000)
+    measured = simulate(fields, truth, frame_shape, seed, background_density=background_density,
+                        neighbour_galaxies=neighbour_galaxies, threads=threads)
+    return catalogue(truth, measured, rng, spectroscopic=True), truth, fields
 
 
 def generate_survey(catalog_path, frames_dir, *, n_objects: int, objects_per_field: int,
                     frame_shape, seed: int, class_fractions=(0.3, 0.3, 0.4),
-                    edge_fraction: float = 0.02, background_density: float = 2.0,
+                    edge_fraction: float = 0.02, background_density: float = 2.0, neighbour_galaxies: float = 8.0,
                     photometric_per_field: int = 0, truth_path=None, photometric_path=None,
                     threads: int = 1) -> pd.DataFrame:
     """Write the synthetic catalogue (Parquet, tagged ``source=synthetic``) and all frames.
 
     ``photometric_per_field`` more objects per field, drawn from the same population without the
-    spectroscopic selection, are rendered into the frames too and written to ``photometric_path``
-    with the photometric columns only (no spectroscopy, no class): what a PhotoObj query of the
-    same fields returns."""
-    catalog, truth, fields = generate_catalog(n_objects, objects_per_field, tuple(frame_shape), seed,
-                                              class_fractions, edge_fraction)
-    log.info("synthetic survey: %d objects in %d fields, frames %s, classes %s", len(catalog),
-             len(fields), tuple(frame_shape), catalog["class"].value_counts().to_dict())
-    photometric, photo_truth = catalog.iloc[:0], truth.iloc[:0]
-    if photometric_per_field:
-        photometric, photo_truth, _ = generate_catalog(photometric_per_field * len(fields), photometric_per_field,
-                                                       tuple(frame_shape), seed + 1, class_fractions, edge_fraction,
-                                                       fields=fields, objid_base=9_200_000_000_000_000)
-        log.info("synthetic survey: %d photometric objects without spectra (%d per field)", len(photometric),
-                 photometric_per_field)
-    everything = pd.concat([catalog, photometric], ignore_index=True)
-    objects = everything[["objID", "ra", "dec", *FIELD_KEYS]].merge(pd.concat([truth, photo_truth]), on="objID")
-    groups = dict(list(objects.groupby(list(FIELD_KEYS))))
-    jobs = []
-    for k, f in fields.iterrows():
-        key = tuple(int(f[c]) for c in FIELD_KEYS)
-        objs = groups.get(key, objects.iloc[:0])
-        jobs.append((f, objs, str(frames_dir), tuple(frame_shape), [seed, 7, k], background_density))
-    with ProcessPoolExecutor(max_workers=max(1, threads)) as pool:
-        for _ in tqdm(pool.map(render_field, jobs, chunksize=4), total=len(jobs), desc="fields",
-                      mininterval=5):
-            pass
+    spectroscopic selection, are rendered into the frames too, measured the same way and written
+    to ``photometric_path`` with the photometric columns only (no spectroscopy, no class): what a
+    PhotoObj query of the same fields returns."""
+    frame_shape = tuple(frame_shape)
+    rng = np.random.default_rng(seed)
+    fields = field_table(max(1, int(np.ceil(n_objects / objects_per_field))), rng)
+    truth = draw_objects(n_objects, fields, frame_shape, rng, class_fractions, edge_fraction, 32,
+                         9_100_000_000_000_000)
+    photo = draw_objects(photometric_per_field * len(fields), fields, frame_shape, np.random.default_rng(seed + 1),
+                         class_fractions, edge_fraction, 32, 9_200_000_000_000_000)
+    log.info("synthetic survey: %d objects and %d photometric objects without spectra in %d fields, frames %s, "
+             "classes %s", len(truth), len(photo), len(fields), frame_shape, truth["class"].value_counts().to_dict())
+    everything = pd.concat([truth.assign(spectroscopic=True), photo.assign(spectroscopic=False)], ignore_index=True)
+    measured = simulate(fields, everything, frame_shape, seed, frames_dir=frames_dir,
+                        background_density=background_density, neighbour_galaxies=neighbour_galaxies, threads=threads)
+    spec = everything["spectroscopic"].to_numpy()
+    catalog = catalogue(truth, measured[spec].reset_index(drop=True), rng, spectroscopic=True)
+    photometric = catalogue(photo, measured[~spec].reset_index(drop=True), rng, spectroscopic=False)
     if truth_path is not None:
-        write_parquet_atomic(pd.concat([truth, photo_truth], ignore_index=True), truth_path, {"source": "synthetic"})
+        write_parquet_atomic(everything.drop(columns="spectroscopic"), truth_path, {"source": "synthetic"})
     if photometric_path is not None:
-        write_parquet_atomic(photometric[list(PHOTO_COLUMN_NAMES)], photometric_path,
+        write_parquet_atomic(photometric, photometric_path,
                              {"source": "synthetic", "survey": "sdssclr synthetic survey, photometric objects"})
     write_parquet_atomic(catalog, catalog_path, {"source": "synthetic", "survey": "sdssclr synthetic survey"})
     return catalog

@@ -1,0 +1,187 @@
+"""How SDSS-like is the synthetic survey? Image statistics against the real field, feature
+distributions and a tree's accuracy against the real faint objects, and whether the stamps add
+photometry to the catalogue that was measured from them. CPU only, no deep training.
+
+    python benchmarks/realism.py [--n-objects 30000] [--threads 2] [--workdir /tmp/realism]
+
+Needs ../shared/sdss-frames (the real field 2583/2/136) and ../shared/margnet-release (real faint
+objects' features) beside the checkout, or --real-frames / --release. Prints, with the target of
+each check: sky noise per band (within 15% of the real field), star light beyond 2" and 3.2"
+(within 30%), the per-class KS distances of the 24 features of the faint+compact pool against the
+real objects (median <= 0.10, worst <= 0.25), a tree's 5-fold accuracy on synthetic and real faint
+SG (within 1.5 points), and the gain of a tree given stamp-measured magnitudes besides the 24
+features, with its paired 95% interval, per experiment and task (at most 0.5 points, interval
+covering zero).
+"""
+
+from __future__ import annotations
+
+import argparse
+import bz2
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from astropy.io import fits
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from sdssclr.bands import BANDS
+from sdssclr.catalog import FEATURES, TASK_CLASSES, features, select_task
+from sdssclr.config import deep_merge
+from sdssclr.results.realism import (ks_distances, light_beyond, matched_to_r, seeing_of, sky_noise, stamp_magnitudes,
+                                     star_field, tree_cv_accuracy)
+from sdssclr.results.stats import paired_bootstrap
+from sdssclr.samples.cuts import apply_cuts, dataset_cuts
+from sdssclr.samples.pools import write_pool
+from sdssclr.samples.splits import write_split
+from sdssclr.stamps.objects import load_objects
+from sdssclr.stamps.shards import merge_index, run_shard, write_plan
+from sdssclr.survey.fetch import LocalFrames
+from sdssclr.survey.synthetic import generate_survey
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_FIELD = ("301", "2583", "2", "0136")
+
+
+def real_frame(root: Path, band: str) -> np.ndarray:
+    rerun, run, camcol, field = REAL_FIELD
+    path = root / rerun / run / camcol / f"frame-{band}-{int(run):06d}-{camcol}-{field}.fits.bz2"
+    with fits.open(io.BytesIO(bz2.decompress(path.read_bytes()))) as hdul:
+        return hdul[0].data.astype(np.float64)
+
+
+def section(title):
+    print(f"\n## {title}\n")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n-objects", type=int, default=30000)
+    ap.add_argument("--per-field", type=int, default=40)
+    ap.add_argument("--frame", type=int, nargs=2, default=[320, 320])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--workdir", default="/tmp/realism")
+    ap.add_argument("--real-frames", default=str(REPO.parent / "shared" / "sdss-frames"))
+    ap.add_argument("--release", default=str(REPO.parent / "shared" / "margnet-release"))
+    ap.add_argument("--no-gain", action="store_true", help="skip the stamp-magnitude gain table (no stamps cut)")
+    args = ap.parse_args(argv)
+    work = Path(args.workdir)
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+
+    t0 = time.perf_counter()
+    cat_path = work / "catalog.parquet"
+    if not cat_path.exists():
+        generate_survey(cat_path, work / "frames", n_objects=args.n_objects, objects_per_field=args.per_field,
+                        frame_shape=tuple(args.frame), seed=args.seed, class_fractions=(0.3, 0.4, 0.3),
+                        threads=args.threads)
+    catalog = pd.read_parquet(cat_path)
+    print(f"synthetic survey: {len(catalog)} objects, {time.perf_counter() - t0:.0f} s (cached after the first run)")
+
+    real_root = Path(args.real_frames)
+    section("Sky noise per pixel (nanomaggies): synthetic / real field 2583/2/136, target within 15%")
+    frames = sorted((work / "frames").rglob("frame-r-*.fits.bz2"))[:12]
+    print("| band | synthetic | real | ratio |\n|---|---|---|---|")
+    for b in BANDS:
+        syn = np.median([sky_noise(fits.open(io.BytesIO(bz2.decompress(Path(str(p).replace("frame-r-", f"frame-{b}-"))
+                                                                         .read_bytes())))[0].data) for p in frames])
+        real = sky_noise(real_frame(real_root, b))
+        print(f"| {b} | {syn:.4f} | {real:.4f} | {syn / real:.2f} |")
+
+    section("Star light beyond 2\" and 3.2\" (of that within 7.4\"), at the real field's seeing; target within 30%")
+    print("| band | seeing (\") | real beyond 2\" | synthetic | ratio | real beyond 3.2\" | synthetic | ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    for b in BANDS:
+        real = light_beyond(real_frame(real_root, b))
+        s = seeing_of(real["concentration"], b)
+        syn = light_beyond(star_field(s, b))
+        print(f"| {b} | {s:.2f} | {real['beyond_2']:.4f} | {syn['beyond_2']:.4f} | {syn['beyond_2'] / real['beyond_2']:.2f} "
+              f"| {real['beyond_3.2']:.4f} | {syn['beyond_3.2']:.4f} | {syn['beyond_3.2'] / real['beyond_3.2']:.2f} |")
+
+    section("Faint SG objects: synthetic faint+compact pool (faint_rule r_mag) vs the released real ones")
+    real = pd.read_parquet(Path(args.release) / "faint_sg_features.parquet")
+    cuts = dict(cfg["cuts"], faint_rule="r_mag")
+    pool = catalog[apply_cuts(catalog, dataset_cuts("faint_compact", cuts))]
+    pool = select_task(pool, "SG")
+    syn = pool.assign(**dict(zip(FEATURES, features(pool).T)))
+    real = real.assign(r=real["dered_r"] + real["extinction_r"])
+    lo, hi = max(syn["r"].min(), real["r"].min()), min(syn["r"].max(), real["r"].max())
+    syn, real = syn[syn["r"].between(lo, hi)], real[real["r"].between(lo, hi)]
+    matched = matched_to_r(syn, real)
+    print(f"common r range {lo:.2f}-{hi:.2f}; synthetic pool {syn['class'].value_counts().to_dict()}, drawn to the "
+          f"real r distribution: {len(matched)}; real {real['class'].value_counts().to_dict()}")
+    ks = ks_distances(matched, real)
+    print("\nKS distance per class and feature:\n")
+    print("| feature | " + " | ".join(ks.index) + " |\n|---|" + "---|" * len(ks.index))
+    for f in FEATURES:
+        print(f"| {f} | " + " | ".join(f"{ks.loc[c, f]:.3f}" for c in ks.index) + " |")
+    values = ks.to_numpy().ravel()
+    worst = ks.stack().idxmax()
+    print(f"\nmedian KS {np.median(values):.3f} (target <= 0.10), worst {values.max():.3f} ({worst[0]} {worst[1]}; "
+          "target <= 0.25)")
+    acc_syn = tree_cv_accuracy(matched)
+    acc_real = tree_cv_accuracy(real)
+    print(f"\ntree 5-fold accuracy on faint SG: synthetic {100 * acc_syn[0]:.1f} +- {100 * acc_syn[1]:.1f}, real "
+          f"{100 * acc_real[0]:.1f} +- {100 * acc_real[1]:.1f}; difference {100 * (acc_syn[0] - acc_real[0]):+.1f} "
+          "points (target within 1.5)")
+
+    if not args.no_gain:
+        section("Does the stamp add photometry? A tree on the 24 features + stamp PSF magnitudes vs the 24 alone")
+        gain_table(catalog, cfg, work, args)
+    print(f"\ntotal {time.perf_counter() - t0:.0f} s")
+
+
+def gain_table(catalog, cfg, work: Path, args):
+    data = work / "gain"
+    data.mkdir(exist_ok=True)
+    src = work / "catalog.parquet"
+    per = {}
+    for ds in ("compact", "faint_compact"):
+        pool = write_pool(src, ds, cfg["cuts"], data / f"pool_{ds}.parquet")
+        per[ds] = int(pool["class"].value_counts().reindex(["STAR", "GALAXY", "QSO"]).fillna(0).min() * 0.9)
+    exps = cfg["experiments"]
+    splits = {}
+    for name in ("exp1", "exp2", "exp3"):
+        e = exps[name]
+        if name == "exp3":  # as many test objects as the faint pool holds outside exp1's train/val
+            fit = pd.read_parquet(splits["exp1"]).query("split != 'test'")["objID"]
+            faint = pd.read_parquet(data / "pool_faint_compact.parquet")
+            left = faint[~faint["objID"].isin(fit)]["class"].value_counts().reindex(["STAR", "GALAXY", "QSO"])
+            e = deep_merge(e, {"test_per_class": int(left.fillna(0).min() * 0.9)})
+        ds = e.get("dataset", e.get("test_dataset"))
+        splits[name] = data / f"{name}.parquet"
+        write_split(name, e, per.get(e.get("dataset")), cfg["split_seed"], splits[name],
+                    pool_path=data / f"pool_{ds}.parquet", parent_path=splits.get(e.get("train_from")),
+                    calibration_fraction=cfg["conformal"]["calibration_fraction"])
+    plan = data / "stamps" / "plan.parquet"
+    write_plan(list(splits.values()), 1, plan)
+    run_shard(plan, 0, LocalFrames(work / "frames"), data / "stamps" / "shard-0000.npy",
+              data / "stamps" / "shard-0000.parquet", size=32, policy="drop", threads=args.threads)
+    merge_index([data / "stamps" / "shard-0000.parquet"], src, data / "stamps" / "index.parquet")
+    print("| Exp | Task | 24 features | + stamp magnitudes | gain (points) [95% paired CI] | test objects |")
+    print("|---|---|---|---|---|---|")
+    for exp, fit_exp in (("exp1", "exp1"), ("exp2", "exp2"), ("exp3", "exp1")):
+        for task in ("SG", "SGQ"):
+            fit = load_objects(splits[fit_exp], data / "stamps" / "index.parquet", task=task, splits=["train", "val"])
+            test = load_objects(splits[exp], data / "stamps" / "index.parquet", task=task, splits=["test"])
+            correct = []
+            for extra in (False, True):
+                def design(o):
+                    x = o.features
+                    if extra:
+                        mags = stamp_magnitudes(o.stamps, o.psf_fwhm_px * 0.396)
+                        x = np.concatenate([x, mags], 1)
+                    return x
+                tree = HistGradientBoostingClassifier(max_iter=500, early_stopping=True, random_state=0)
+                tree.fit(design(fit), fit.labels)
+                correct.append(tree.predict(design(test)) == test.labels)
+            d, lo, hi = paired_bootstrap(correct[1][None], correct[0][None], resamples=2000, seed=0)
+            print(f"| {exp} | {task} | {100 * correct[0].mean():.1f} | {100 * correct[1].mean():.1f} | "
+                  f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] | {len(test)} ({len(TASK_CLASSES[task])} classes) |")
+
+
+if __name__ == "__main__":
+    main()
