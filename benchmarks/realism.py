@@ -17,15 +17,12 @@ covering zero).
 from __future__ import annotations
 
 import argparse
-import bz2
-import io
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
-from astropy.io import fits
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from sdssclr.bands import BANDS
@@ -40,17 +37,15 @@ from sdssclr.samples.splits import write_split
 from sdssclr.stamps.objects import load_objects
 from sdssclr.stamps.shards import merge_index, run_shard, write_plan
 from sdssclr.survey.fetch import LocalFrames
+from sdssclr.survey.frames import field_paths, read_frame
 from sdssclr.survey.synthetic import generate_survey
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_FIELD = ("301", "2583", "2", "0136")
+REAL_FIELD = (301, 2583, 2, 136)
 
 
 def real_frame(root: Path, band: str) -> np.ndarray:
-    rerun, run, camcol, field = REAL_FIELD
-    path = root / rerun / run / camcol / f"frame-{band}-{int(run):06d}-{camcol}-{field}.fits.bz2"
-    with fits.open(io.BytesIO(bz2.decompress(path.read_bytes()))) as hdul:
-        return hdul[0].data.astype(np.float64)
+    return read_frame(field_paths(root, *REAL_FIELD)[band], band).image
 
 
 def section(title):
@@ -86,8 +81,8 @@ def main(argv=None):
     frames = sorted((work / "frames").rglob("frame-r-*.fits.bz2"))[:12]
     print("| band | synthetic | real | ratio |\n|---|---|---|---|")
     for b in BANDS:
-        syn = np.median([sky_noise(fits.open(io.BytesIO(bz2.decompress(Path(str(p).replace("frame-r-", f"frame-{b}-"))
-                                                                         .read_bytes())))[0].data) for p in frames])
+        syn = np.median([sky_noise(read_frame(Path(str(p).replace("frame-r-", f"frame-{b}-")), b).image)
+                         for p in frames])
         real = sky_noise(real_frame(real_root, b))
         print(f"| {b} | {syn:.4f} | {real:.4f} | {syn / real:.2f} |")
 
@@ -172,7 +167,7 @@ def gain_table(catalog, cfg, work: Path, args):
                 def design(o):
                     x = o.features
                     if extra:
-                        mags = stamp_magnitudes(o.stamps, o.psf_fwhm_px * 0.396)
+                        mags = stamp_magnitudes(o.stamps, o.psf_fwhm_px)
                         x = np.concatenate([x, mags], 1)
                     return x
                 tree = HistGradientBoostingClassifier(max_iter=500, early_stopping=True, random_state=0)

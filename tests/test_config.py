@@ -52,6 +52,15 @@ def test_shipped_configs_are_valid(repo, schema):
         (lambda c: c["pretrain"].update(objects="unlabelled"), "pretrain.objects"),
         (lambda c: c["survey"].update(photometric_file="/no/such/export.csv"),
          "survey.photometric_file: /no/such/export.csv does not exist"),
+        (lambda c: c["synthetic"].update(neighbour_galaxies=-1), "synthetic.neighbour_galaxies"),
+        (lambda c: c["synthetic"].update(neighbour_galaxies=float("nan")),
+         "synthetic.neighbour_galaxies: nan is not a finite number"),
+        (lambda c: c["synthetic"].pop("neighbour_galaxies"), "synthetic"),
+        (lambda c: c["label_efficiency"].update(experiment="exp3"),
+         "label_efficiency.experiment: 'exp3' is not an experiment with its own dataset"),
+        (lambda c: c["label_efficiency"].update(experiment="exp9"),
+         "label_efficiency.experiment: 'exp9' is not an experiment with its own dataset"),
+        (lambda c: c["label_efficiency"].update(experiment=1), "label_efficiency.experiment"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_key(base_config, schema, mutate, key):

@@ -46,9 +46,6 @@ class ExperimentGraph:
     def __init__(self, experiments: dict):
         self.experiments = experiments
 
-    def __getitem__(self, name: str) -> dict:
-        return self.experiments[name]
-
     @property
     def names(self) -> list[str]:
         """Every experiment, sorted by name."""

@@ -1,8 +1,6 @@
 """The realism checks of the synthetic survey, on small cases: the sky noise it writes, the light in
 its stars' wings, and its faint objects' features against the released real ones (when present)."""
 
-import bz2
-import io
 import os
 from pathlib import Path
 
@@ -10,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from astropy.io import fits
 
 from sdssclr.bands import BANDS
 from sdssclr.catalog import FEATURES, features, select_task
 from sdssclr.results.realism import (ks_distances, light_beyond, matched_to_r, seeing_of, sky_noise, star_field,
                                      tree_cv_accuracy)
 from sdssclr.samples.cuts import apply_cuts, dataset_cuts
+from sdssclr.survey.frames import field_paths, read_frame
 from sdssclr.survey.render import SKY_SIGMA_NMGY, noisy_frame
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,11 +23,10 @@ RELEASE = REPO.parent / "shared" / "margnet-release" / "faint_sg_features.parque
 
 
 def real_frame(band):
-    path = FRAMES / "301" / "2583" / "2" / f"frame-{band}-002583-2-0136.fits.bz2"
+    path = field_paths(FRAMES, 301, 2583, 2, 136)[band]
     if not path.exists():
         pytest.skip(f"the real field is not at {path}")
-    with fits.open(io.BytesIO(bz2.decompress(path.read_bytes()))) as hdul:
-        return hdul[0].data.astype(float)
+    return read_frame(path, band).image
 
 
 @pytest.mark.parametrize("band", BANDS)

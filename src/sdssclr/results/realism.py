@@ -35,16 +35,21 @@ from ..survey.render import PSF, noisy_frame, render_source
 APERTURES = (2.0, 3.2, 7.4)
 
 
+def _background_subtracted(image: np.ndarray):
+    """(image less sep's 64-px background, the background's global rms), with sep's limits raised
+    for crowded frames (the real field lies on a globular cluster)."""
+    data = np.ascontiguousarray(image, dtype=np.float64)
+    bkg = sep.Background(data, bw=64, bh=64)
+    sep.set_extract_pixstack(2_000_000)
+    sep.set_sub_object_limit(4096)
+    return data - bkg.back(), bkg.globalrms
+
+
 def sky_noise(image: np.ndarray) -> float:
     """Robust per-pixel noise of a sky-subtracted frame: 1.4826 MAD of the pixels that sep's
     3-sigma detection leaves outside every source (objects masked with a 3-px margin)."""
-    data = np.ascontiguousarray(image, dtype=np.float64)
-    bkg = sep.Background(data, bw=64, bh=64)
-    sub = data - bkg.back()
-    mask = np.zeros(sub.shape, bool)
-    sep.set_extract_pixstack(2_000_000)
-    sep.set_sub_object_limit(4096)
-    objs = sep.extract(sub, 3.0, err=bkg.globalrms, minarea=4, segmentation_map=True)[1]
+    sub, rms = _background_subtracted(image)
+    objs = sep.extract(sub, 3.0, err=rms, minarea=4, segmentation_map=True)[1]
     mask = objs > 0
     grown = mask.copy()
     for shift in range(1, 4):
@@ -58,12 +63,8 @@ def light_beyond(image: np.ndarray, min_snr: float = 50.0, isolation_arcsec: flo
     """Median fraction of a point source's light within 7.4" that lies beyond 2" and beyond 3.2",
     over isolated high-S/N detections whose 1"/2" concentration is within 0.03 of the frame's
     stellar mode; with the number of stars and that concentration."""
-    data = np.ascontiguousarray(image, dtype=np.float64)
-    bkg = sep.Background(data, bw=64, bh=64)
-    sub = data - bkg.back()
-    sep.set_extract_pixstack(2_000_000)
-    sep.set_sub_object_limit(4096)
-    objs = sep.extract(sub, 5.0, err=bkg.globalrms, minarea=5)
+    sub, rms = _background_subtracted(image)
+    objs = sep.extract(sub, 5.0, err=rms, minarea=5)
     x, y = objs["x"], objs["y"]
     if len(x) < 2:
         return {"n": 0, "beyond_2": np.nan, "beyond_3.2": np.nan, "concentration": np.nan}
@@ -74,7 +75,7 @@ def light_beyond(image: np.ndarray, min_snr: float = 50.0, isolation_arcsec: flo
     keep = (d[:, 1] > isolation_arcsec / PIXEL_SCALE) & (x > edge) & (x < nx - edge) & (y > edge) & (y < ny - edge)
     keep &= objs["flag"] == 0
     tot = sep.sum_circle(sub, x, y, r_tot, subpix=5)[0]
-    keep &= tot / (bkg.globalrms * np.sqrt(np.pi) * r_tot) > min_snr
+    keep &= tot / (rms * np.sqrt(np.pi) * r_tot) > min_snr
     if keep.sum() < 3:
         return {"n": int(keep.sum()), "beyond_2": np.nan, "beyond_3.2": np.nan, "concentration": np.nan}
     f1, f2, f32 = (sep.sum_circle(sub, x, y, r, subpix=5)[0] for r in (r_in, r2, r32))
@@ -128,13 +129,14 @@ def tree_cv_accuracy(df: pd.DataFrame, features=FEATURES, seed: int = 0, folds: 
     return float(scores.mean()), float(scores.std())
 
 
-def stamp_magnitudes(stamps: np.ndarray, psffwhm: np.ndarray) -> np.ndarray:
+def stamp_magnitudes(stamps: np.ndarray, psf_fwhm_px: np.ndarray) -> np.ndarray:
     """(N, 5) asinh magnitudes of PSF-weighted fluxes measured on WCS-aligned stamps (object at the
-    centre pixel), a Gaussian of each object's catalogue ``psffwhm`` per band as the weight."""
+    centre pixel), a Gaussian of each object's catalogue seeing (``psf_fwhm_px``, pixels, as
+    :class:`~sdssclr.stamps.objects.Objects` holds it) per band as the weight."""
     n, nb, h, w = stamps.shape
     yy, xx = np.mgrid[:h, :w]
     r2 = ((yy - h // 2) ** 2 + (xx - w // 2) ** 2)[None, None]
-    sigma = (np.asarray(psffwhm, float) * FWHM_TO_SIGMA / PIXEL_SCALE)[:, :, None, None]
+    sigma = (np.asarray(psf_fwhm_px, float) * FWHM_TO_SIGMA)[:, :, None, None]
     g = np.exp(-0.5 * r2 / sigma**2) / (2 * np.pi * sigma**2)
     flux = np.sum(g * stamps, axis=(2, 3)) / np.sum(g * g, axis=(2, 3))
     return np.stack([asinh_mag(flux[:, k], b) for k, b in enumerate(BANDS)], 1)

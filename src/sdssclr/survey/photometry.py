@@ -47,7 +47,6 @@ class TemplateBank:
     index 0 the PSF, then de Vaucouleurs and exponential profiles of every grid radius."""
 
     def __init__(self, psf: PSF):
-        self.psf = psf
         n, c = TEMPLATE_GRID, TEMPLATE_GRID // 2
         templates = [self._draw(psf, 0.0, 0.0)]
         for bulge in (1.0, 0.0):
@@ -71,12 +70,6 @@ class TemplateBank:
         window's centre (a phase ramp in Fourier space: the templates are band-limited by the PSF)."""
         phase = np.exp(-2j * np.pi * (self.kx * dx + self.ky * dy))
         return np.fft.irfft2(self.fft[which] * phase, s=self.templates.shape[1:])[:, self.sl, self.sl]
-
-    def dev(self, k: int) -> int:
-        return 1 + k
-
-    def exp(self, k: int) -> int:
-        return 1 + self.n_sizes + k
 
 
 def detections(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -124,6 +117,10 @@ def measure_field(frames: dict, positions: dict, banks: dict, calib: dict, inter
     out = {f"{q}_{b}": np.full(n, np.nan) for b in BANDS for q in ("model_flux", "model_err", "deVRad")}
     out.update({"psf_flux_r": np.full(n, np.nan), "psf_err_r": np.full(n, np.nan), "flags": np.zeros(n, np.int64)})
     yy, xx = np.mgrid[-half:half + 1, -half:half + 1]
+    # per field, not per object: the r-band masks as floats (windows pad with NaN) and each band's
+    # mean calibration
+    interp_r, cosmic_r, saturated_r = (m["r"].astype(float) for m in (interpolated, cosmic, saturated))
+    col_calib = {b: float(np.mean(calib[b])) for b in BANDS}
     for i in range(n):
         flags = 0
         model_index = None
@@ -147,9 +144,9 @@ def measure_field(frames: dict, positions: dict, banks: dict, calib: dict, inter
                     territory &= (xx + ix - ox) ** 2 + (yy + iy - oy) ** 2 > dist2
                 if len(near) and np.min(np.hypot(near[:, 0] - x, near[:, 1] - y)) * PIXEL_SCALE < 3.0:
                     flags |= BLENDED
-                interp, _ = _window(interpolated[band].astype(float), ix, iy, half)
-                cr, _ = _window(cosmic[band].astype(float), ix, iy, half)
-                sat, _ = _window(saturated[band].astype(float), ix, iy, half)
+                interp, _ = _window(interp_r, ix, iy, half)
+                cr, _ = _window(cosmic_r, ix, iy, half)
+                sat, _ = _window(saturated_r, ix, iy, half)
                 if left:
                     flags |= PHOTO_FLAGS["EDGE"]
                 if np.nansum(sat * (dist2 <= (3.0 / PIXEL_SCALE) ** 2)) > 0:
@@ -168,15 +165,14 @@ def measure_field(frames: dict, positions: dict, banks: dict, calib: dict, inter
             td = np.einsum("myx,yx->m", tu, d)
             with np.errstate(divide="ignore", invalid="ignore"):
                 chi2 = np.sum(d * d) - td * td / tt  # of each template at its best flux
-            var_sky = sky_sigma[band] ** 2
-            col_calib = float(np.mean(calib[band]))
+            var_sky, gain_calib = sky_sigma[band] ** 2, col_calib[band]
 
             def fit(template):
                 """(flux, error) of one template: sky-weighted least squares, error with the source's
                 Poisson variance."""
                 tt1 = float(np.sum(template * template))
                 f = float(np.sum(template * d)) / tt1
-                poisson = np.clip(f * template, 0, None) * col_calib / GAIN
+                poisson = np.clip(f * template, 0, None) * gain_calib / GAIN
                 return f, float(np.sqrt(np.sum(template**2 * (var_sky + poisson)) / tt1**2))
 
             dev_chi = chi2[1:1 + bank.n_sizes]

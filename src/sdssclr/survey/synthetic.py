@@ -65,7 +65,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 from tqdm import tqdm
 
-from ..bands import BANDS, EXTINCTION_COEFF, PIXEL_SCALE, mag_to_nmgy
+from ..bands import BANDS, EXTINCTION_COEFF, FWHM_TO_SIGMA, PIXEL_SCALE, mag_to_nmgy
 from ..catalog import COLUMNS, FIELD_KEYS, OBJECT_CLASSES, PHOTO_COLUMN_NAMES
 from ..io import write_parquet_atomic
 from .frames import FRAME_OFFSET, field_paths, write_frame
@@ -302,7 +302,7 @@ def simulate_field(args):
     n_obj = len(objects)
     # measured positions: the truth plus a centroid error of about FWHM / (2 S/N) in r
     snr = objects["flux_r"].to_numpy() / (SKY_SIGMA_NMGY["r"] * math.sqrt(4 * math.pi)
-                                          * psfs["r"].fwhm_arcsec / PIXEL_SCALE / 2.3548)
+                                          * psfs["r"].fwhm_arcsec / PIXEL_SCALE * FWHM_TO_SIGMA)
     pos_err = np.minimum(0.5 * psfs["r"].fwhm_arcsec / PIXEL_SCALE / np.maximum(snr, 1e-3), 1.0)
     wr = field_wcs(field, "r", frame_shape)
     xr, yr = wr.all_world2pix(objects["ra_true"].to_numpy(), objects["dec_true"].to_numpy(), 0)
