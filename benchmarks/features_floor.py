@@ -2,7 +2,7 @@
 
 The synthetic survey's catalogue alone (no frames, seconds to generate) at the medium size of the
 GPU-scale configuration: 120,000 objects, 3,600 per class compact (exp1, 6:1:1) and 3,000 per class
-faint+compact (exp2, 8:1:1), split_seed 2023. Both models are the workflow's own
+faint+compact (exp2, 8:1:1), the first of split_seeds (2023). Both models are the workflow's own
 (`sdssclr.learn.classifiers`: `gbdt`, and the ANN of `margnet` with its configured schedule and feature
 scaling); the difference comes with a paired bootstrap interval over the test objects.
 
@@ -77,7 +77,7 @@ def main(argv=None):
     for exp, dataset, per_class, ratios in (("exp1", "compact", args.compact, [6, 1, 1]),
                                             ("exp2", "faint_compact", args.faint, [8, 1, 1])):
         pool = cat[apply_cuts(cat, dataset_cuts(dataset, cfg["cuts"]))]
-        split = make_split(pool, per_class, ratios, cfg["split_seed"], exp)
+        split = make_split(pool, per_class, ratios, cfg["split_seeds"][0], exp)
         for task in ("SG", "SGQ"):
             o = objects_of(split, task)
             te = o.split == "test"

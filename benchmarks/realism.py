@@ -148,7 +148,7 @@ def gain_table(catalog, cfg, work: Path, args):
             e = deep_merge(e, {"test_per_class": int(left.fillna(0).min() * 0.9)})
         ds = e.get("dataset", e.get("test_dataset"))
         splits[name] = data / f"{name}.parquet"
-        write_split(name, e, per.get(e.get("dataset")), cfg["split_seed"], splits[name],
+        write_split(name, e, per.get(e.get("dataset")), cfg["split_seeds"][0], splits[name],
                     pool_path=data / f"pool_{ds}.parquet", parent_path=splits.get(e.get("train_from")),
                     calibration_fraction=cfg["conformal"]["calibration_fraction"])
     plan = data / "stamps" / "plan.parquet"

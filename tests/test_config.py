@@ -61,6 +61,22 @@ def test_shipped_configs_are_valid(repo, schema):
         (lambda c: c["label_efficiency"].update(experiment="exp9"),
          "label_efficiency.experiment: 'exp9' is not an experiment with its own dataset"),
         (lambda c: c["label_efficiency"].update(experiment=1), "label_efficiency.experiment"),
+        (lambda c: c.update(split_seeds=[]), "split_seeds"),
+        (lambda c: c.update(split_seeds=[2023, 2023]), "split_seeds"),
+        (lambda c: c.update(split_seeds=2023), "split_seeds: 2023 is not of type 'array'"),
+        (lambda c: c["comparison"].update(equivalence_margin=0), "comparison.equivalence_margin"),
+        (lambda c: c["comparison"].update(equivalence_margin=float("nan")),
+         "comparison.equivalence_margin: nan is not a finite number"),
+        (lambda c: c["comparison"]["primary"].update(control="twotower"),
+         "comparison.primary.control: 'twotower' is not the random-init control of 'simclr-margformer'"),
+        (lambda c: c["comparison"]["primary"].update(model="resnet"), "comparison.primary.model"),
+        (lambda c: c["models"].remove("linear-random"),
+         "models: every pretrained model needs its random-init control beside it; missing for simclr-linear"),
+        (lambda c: c["label_efficiency"]["models"].remove("margformer"),
+         "label_efficiency.models: every pretrained model needs its random-init control"),
+        (lambda c: c["classifiers"]["margnet"]["cnn"].update(warmup_steps=-1), "classifiers.margnet.cnn.warmup_steps"),
+        (lambda c: c["classifiers"]["margformer"].pop("warmup_steps"), "classifiers.margformer"),
+        (lambda c: c["classifiers"].update(fail_at_chance="yes"), "classifiers.fail_at_chance"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_key(base_config, schema, mutate, key):
@@ -87,9 +103,9 @@ def test_every_schema_key_has_a_description(schema):
 def test_workflow_stops_on_bad_config_before_any_job(repo, tmp_path):
     res = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "--directory", str(tmp_path), "--cores", "1",
-         "--workflow-profile", "none", "-s", str(repo / "Snakefile"), "--config", "split_seed=-1"],
+         "--workflow-profile", "none", "-s", str(repo / "Snakefile"), "--config", "split_seeds=[-1]"],
         capture_output=True, text=True,
     )
     assert res.returncode != 0
-    assert "split_seed" in res.stdout + res.stderr
+    assert "split_seeds" in res.stdout + res.stderr
     assert not (tmp_path / "results").exists()

@@ -13,7 +13,7 @@ def main(argv=None) -> int:
     sim = sub.add_parser("similar", help="objects that look like OBJID, by cosine similarity of the SimCLR embeddings")
     sim.add_argument("objid", type=int)
     sim.add_argument("--k", type=int, default=20, help="neighbours (default 20)")
-    sim.add_argument("--index", default="results/similarity/compact/seed0",
+    sim.add_argument("--index", default="results/similarity/compact/split2023/seed0",
                      help="saved index folder (rule similarity_index; default %(default)s)")
     sim.add_argument("--stamps", default="results/stamps/index.parquet",
                      help="stamp index, for classes and the gallery (default %(default)s)")

@@ -116,6 +116,19 @@ def _relations(config: dict) -> list[str]:
     base = config["comparison"]["baseline"]
     if base not in config["models"]:
         problems.append(f"comparison.baseline: {base!r} is not one of models {config['models']}")
+    for key, models in (("models", config["models"]), ("label_efficiency.models", config["label_efficiency"]["models"])):
+        missing = [f"{m} (control {MODELS[m].control})" for m in models
+                   if MODELS[m].pretrained and MODELS[m].control not in models]
+        if missing:
+            problems.append(f"{key}: every pretrained model needs its random-init control beside it; missing for "
+                            f"{', '.join(missing)}")
+    primary = config["comparison"]["primary"]
+    for key in ("model", "control"):
+        if primary[key] not in config["models"]:
+            problems.append(f"comparison.primary.{key}: {primary[key]!r} is not one of models {config['models']}")
+    if MODELS[primary["model"]].control != primary["control"]:
+        problems.append(f"comparison.primary.control: {primary['control']!r} is not the random-init control of "
+                        f"{primary['model']!r} (that is {MODELS[primary['model']].control or 'none'!r})")
     unknown = [m for m in config["predictions"]["models"] if m not in config["models"]]
     if unknown:
         problems.append(f"predictions.models: {unknown} are not among models {config['models']}")

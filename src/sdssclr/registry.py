@@ -26,6 +26,8 @@ class ModelSpec:
     #: Builds the pretraining encoder's architecture from random initialisation: its config
     #: section gets ``encoder`` (the pretraining's encoder, crop and normalisation).
     encoder_architecture: bool = False
+    #: A pretrained model's random-init control: the same network and recipe from a random encoder.
+    control: str = ""
 
 
 #: Every Table 1 model, in table order.
@@ -33,11 +35,19 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in (
     ModelSpec("gbdt", "Gradient-boosted trees (24 features)", "gbdt", uses_gpu=False),
     ModelSpec("margnet", "MargNet (ours)", "margnet",
               components={"margnet-ann": "MargNet ANN (24 features)", "margnet-cnn": "MargNet CNN (stamps)"}),
-    ModelSpec("simclr", "SimCLR fine-tuned + features", "finetune", pretrained=True),
-    ModelSpec("simclr-linear", "SimCLR linear probe + features", "linear", pretrained=True),
-    ModelSpec("simclr-margformer", "SimCLR + MargFormer (fine-tuned)", "margformer", pretrained=True),
+    ModelSpec("simclr", "SimCLR fine-tuned + features", "finetune", pretrained=True, control="twotower"),
+    ModelSpec("twotower", "Two towers, random init (control)", "finetune", encoder_architecture=True),
+    ModelSpec("simclr-linear", "SimCLR linear probe + features", "linear", pretrained=True, control="linear-random"),
+    ModelSpec("linear-random", "Linear probe, random-init encoder (control)", "linear", encoder_architecture=True),
+    ModelSpec("simclr-margformer", "SimCLR + MargFormer (fine-tuned)", "margformer", pretrained=True,
+              control="margformer"),
     ModelSpec("margformer", "MargFormer, random init (control)", "margformer", encoder_architecture=True),
 )}
+
+#: Every pretrained model has its control, and every control is one model's.
+assert all(MODELS[s.control].encoder_architecture and MODELS[s.control].config_key == s.config_key
+           for s in MODELS.values() if s.pretrained), "a pretrained model's control must share its config"
+CONTROLS: dict[str, str] = {s.control: s.name for s in MODELS.values() if s.pretrained}
 
 #: Label of every table row: the models and their components.
 LABELS: dict[str, str] = {k: v for s in MODELS.values() for k, v in {s.name: s.label, **s.components}.items()}

@@ -26,7 +26,7 @@ def outputs(d):
 
 
 def run(tiny_run, d, cfg, **kw):
-    return pretrain(tiny_run / "splits" / "exp1.parquet", tiny_run / "stamps" / "index.parquet",
+    return pretrain(tiny_run / "splits" / "split2023" / "exp1.parquet", tiny_run / "stamps" / "index.parquet",
                     **outputs(d), cfg=cfg, seed=3, **kw)
 
 
@@ -81,7 +81,7 @@ def test_ddp_with_two_cpu_processes(tiny_run, tmp_path, cfg, repo):
     import subprocess
     import sys
 
-    spec = dict(split_path=str(tiny_run / "splits" / "exp1.parquet"), index_path=str(tiny_run / "stamps" / "index.parquet"),
+    spec = dict(split_path=str(tiny_run / "splits" / "split2023" / "exp1.parquet"), index_path=str(tiny_run / "stamps" / "index.parquet"),
                 **{k: str(v) for k, v in outputs(tmp_path).items()}, cfg=dict(cfg, epochs=1), seed=0,
                 log=str(tmp_path / "log"))
     (tmp_path / "spec.json").write_text(json.dumps(spec))

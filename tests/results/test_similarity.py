@@ -30,7 +30,7 @@ def test_neighbours_are_ranked_by_cosine_similarity(tmp_path):
 
 
 def test_the_command_line_lists_neighbours_with_classes_and_writes_a_gallery(tiny_run, tmp_path, repo):
-    folder = tiny_run / "similarity" / "compact" / "seed0"
+    folder = tiny_run / "similarity" / "compact" / "split2023" / "seed0"
     ids = np.load(folder / "objid.npy")
     out = tmp_path / "gallery.png"
     res = subprocess.run([sys.executable, "-m", "sdssclr", "similar", str(ids[0]), "--k", "5", "--index", str(folder),

@@ -43,14 +43,14 @@ def test_data_half_runs_and_is_consistent(data_half):
         assert arr.shape == (len(rows), 5, 32, 32) and arr.dtype == np.float32
         assert sorted(rows["offset"]) == list(range(len(rows)))
     assert index["usable"].mean() > 0.9
-    for name in ["survey/catalog.parquet", "splits/exp1.parquet", "splits/exp3.parquet",
+    for name in ["survey/catalog.parquet", "splits/split2023/exp1.parquet", "splits/split2023/exp3.parquet",
                  "stamps/index.parquet"]:
         assert read_parquet_metadata(data_half / name)["source"] == "synthetic"
-    exp1 = pd.read_parquet(data_half / "splits" / "exp1.parquet")
-    exp3 = pd.read_parquet(data_half / "splits" / "exp3.parquet")
+    exp1 = pd.read_parquet(data_half / "splits" / "split2023" / "exp1.parquet")
+    exp3 = pd.read_parquet(data_half / "splits" / "split2023" / "exp3.parquet")
     fit = set(exp1.loc[exp1["split"] != "test", "objID"])
     assert not fit & set(exp3.loc[exp3["split"] == "test", "objID"])
-    splits = set(pd.concat([pd.read_parquet(data_half / "splits" / f"exp{k}.parquet") for k in (1, 2, 3)])["objID"])
+    splits = set(pd.concat([pd.read_parquet(data_half / "splits" / "split2023" / f"exp{k}.parquet") for k in (1, 2, 3)])["objID"])
     assert splits == set(index.loc[index["labelled"], "objID"])  # and the unlabelled objects of their fields
     for log in ["pool_compact", "split_exp3", "stamp_shard_0000"]:
         assert (data_half / "logs" / f"{log}.log").stat().st_size > 0
@@ -73,7 +73,7 @@ def test_pretraining_runs_in_the_dag(tiny_run):
     index = pd.read_parquet(tiny_run / "stamps" / "index.parquet")
     for dataset in ("compact", "faint_compact"):
         for seed in (0, 1):
-            out = tiny_run / "pretrain" / dataset / f"seed{seed}"
+            out = tiny_run / "pretrain" / dataset / "split2023" / f"seed{seed}"
             objid, emb = read_embeddings(out / "embeddings.parquet")
             assert set(objid) == set(index.loc[index["usable"], "objID"])
             assert emb.shape == (len(objid), 128) and np.isfinite(emb).all()
@@ -82,8 +82,8 @@ def test_pretraining_runs_in_the_dag(tiny_run):
             assert curve["knn_val_acc"].between(0, 1).all()
             assert not (out / "checkpoint.pt").exists()
             assert read_parquet_metadata(out / "embeddings.parquet")["source"] == "synthetic"
-    a = read_embeddings(tiny_run / "pretrain" / "compact" / "seed0" / "embeddings.parquet")[1]
-    b = read_embeddings(tiny_run / "pretrain" / "compact" / "seed1" / "embeddings.parquet")[1]
+    a = read_embeddings(tiny_run / "pretrain" / "compact" / "split2023" / "seed0" / "embeddings.parquet")[1]
+    b = read_embeddings(tiny_run / "pretrain" / "compact" / "split2023" / "seed1" / "embeddings.parquet")[1]
     assert not np.allclose(a, b)  # seeds differ
 
 
@@ -113,10 +113,10 @@ def test_exp3_evaluates_the_exp1_models(tiny_run, tmp_path):
 
     assert not list((tiny_run / "runs" / "exp3").rglob("model.pt"))
     for model in ("gbdt", "margnet", "simclr", "simclr-linear"):
-        m3 = json.loads((tiny_run / "runs" / "exp3" / "SGQ" / model / "seed0" / "metrics.json").read_text())
+        m3 = json.loads((tiny_run / "runs" / "exp3" / "SGQ" / model / "split2023" / "seed0" / "metrics.json").read_text())
         assert m3["trained_in"] == "exp1" and m3["experiment"] == "exp3"
-        again = evaluate_run(tiny_run / "runs" / "exp1" / "SGQ" / model / "seed0" / "model.pt",
-                             tiny_run / "splits" / "exp3.parquet", tiny_run / "stamps" / "index.parquet",
+        again = evaluate_run(tiny_run / "runs" / "exp1" / "SGQ" / model / "split2023" / "seed0" / "model.pt",
+                             tiny_run / "splits" / "split2023" / "exp3.parquet", tiny_run / "stamps" / "index.parquet",
                              tmp_path / f"{model}.json", tmp_path / f"{model}.parquet", experiment="exp3")
         assert again["confusion_matrix"] == m3["confusion_matrix"]
         assert again["components"] == m3["components"]
@@ -153,15 +153,20 @@ def test_operational_keys_rerun_nothing_and_a_cut_reruns_its_downstream(tiny_run
                    "sas_url": "https://mirror.example.org/sas", "download_dir": "elsewhere", "parallel_downloads": 2,
                    "keep_frames": True, "download_on_submit_host": True},
         "pretrain": {"device": "cpu", "gpus": 2, "embed_batch_size": 7, "checkpoint_every": 3},
-        "classifiers": {"device": "cpu"},
+        "classifiers": {"device": "cpu", "fail_at_chance": True},
     }
     assert planned(workdir, operational) == {}
     # a probe's regularisation retrains the probe (and what reads it), never MargNet
     probe = planned(workdir, {"classifiers": {"linear": {"C": [0.5]}}})
-    assert probe["train"] == 8 and probe["transfer"] == 4 and "pretrain" not in probe  # 2 exps x 2 tasks x 2 seeds
+    # the probe and its control: 2 models x 2 exps x 2 tasks x 2 seeds
+    assert probe["train"] == 16 and probe["transfer"] == 8 and "pretrain" not in probe
     assert set(probe) <= {"train", "transfer", "label_efficiency_run", "table1", "experiment_table",
                           "label_efficiency", "confusion_plot", "conformal", "html_page", "gallery",
                           "accuracy_vs_magnitude", "all"}
+    # a second split seed draws its own samples, pretrains its own encoders and trains its own models
+    two = planned(workdir, {"split_seeds": [2023, 7]})
+    assert two["split"] == 3 and "pool" not in two and "synthetic_survey" not in two
+    assert two["pretrain"] == 8 and two["train"] == 2 * 2 * 8 * 2 * 2  # splits x exps x models x tasks x seeds
     # a cut changes the samples: everything downstream of the catalogue reruns, the survey does not
     cut = planned(workdir, {"cuts": {"compact_max_ratio": 0.45}})
     assert "synthetic_survey" not in cut
@@ -175,7 +180,7 @@ def test_predictions_classify_every_stamped_object_with_calibrated_sets(tiny_run
     index = pd.read_parquet(tiny_run / "stamps" / "index.parquet")
     usable = index.loc[index["usable"]]
     for exp in ("exp1", "exp2"):
-        split = pd.read_parquet(tiny_run / "splits" / f"{exp}.parquet")
+        split = pd.read_parquet(tiny_run / "splits" / "split2023" / f"{exp}.parquet")
         for task, classes in (("SG", ["STAR", "GALAXY"]), ("SGQ", ["STAR", "GALAXY", "QSO"])):
             for model in ("gbdt", "simclr-margformer"):
                 df = pd.read_parquet(tiny_run / "predictions" / exp / task / f"{model}.parquet")
@@ -192,9 +197,9 @@ def test_predictions_classify_every_stamped_object_with_calibrated_sets(tiny_run
                 both = mine.index.intersection(want.index)
                 assert (mine.loc[both] == want.loc[both]).all()
                 assert (mine.drop(both) == "none").all()
-    cal = pd.read_parquet(tiny_run / "splits" / "exp1.parquet")
+    cal = pd.read_parquet(tiny_run / "splits" / "split2023" / "exp1.parquet")
     assert (cal["split"] == "calib").sum() > 0
-    runs = pd.read_parquet(tiny_run / "runs" / "exp3" / "SG" / "margnet" / "seed0" / "predictions.parquet")
+    runs = pd.read_parquet(tiny_run / "runs" / "exp3" / "SG" / "margnet" / "split2023" / "seed0" / "predictions.parquet")
     assert set(runs["split"]) == {"test", "calib"}
 
 
@@ -208,8 +213,8 @@ def test_the_report_holds_every_section(tiny_run, tmp_path):
     for needle in ("1. Tables", "2. Per experiment", "3. Calibrated prediction sets", "4. Pretraining",
                    "table1.html", "label_efficiency.html", "label_efficiency.png", "conformal.html",
                    "conformal_coverage.png", "confusion_exp2_SGQ.png", "gallery_exp1_SG.png",
-                   "accuracy_vs_mag_exp3_SGQ.png", "pretrain_faint_compact_seed1.png",
-                   "embedding_compact_seed0.png", "Stamp galleries", "Embedding maps"):
+                   "accuracy_vs_mag_exp3_SGQ.png", "pretrain_faint_compact_split2023_seed1.png",
+                   "embedding_compact_split2023_seed0.png", "Stamp galleries", "Embedding maps"):
         assert needle in text, needle
     conformal = (tiny_run / "conformal.md").read_text()
     assert "SYNTHETIC survey" in conformal and "| exp3 | SGQ |" in conformal

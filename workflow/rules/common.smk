@@ -23,6 +23,9 @@ SOURCE = config["survey"]["source"]
 TASKS = config["tasks"]
 MODELS = config["models"]
 SEEDS = config["seeds"]
+SPLIT_SEEDS = config["split_seeds"]
+# The figures, the conformal report, predictions and similarity search show the first split seed.
+FIRST_SPLIT = SPLIT_SEEDS[0]
 LE = config["label_efficiency"]
 
 
@@ -31,14 +34,19 @@ wildcard_constraints:
     dataset="|".join(DATASETS),
     shard=r"\d{4}",
     seed=r"\d+",
+    split=r"\d+",
     task="SG|SGQ",
     model="|".join(sorted(REGISTERED_MODELS, key=len, reverse=True)),
     frac=r"[0-9.]+",
 
 
-def splits_of(experiments):
-    """The split files of ``experiments``."""
-    return expand(rules.split.output[0], experiment=experiments)
+def splits_of(experiments, split_seeds=None):
+    """The split files of ``experiments`` for ``split_seeds`` (default: every split seed)."""
+    return expand(
+        rules.split.output[0],
+        experiment=experiments,
+        split=split_seeds or SPLIT_SEEDS,
+    )
 
 
 def photometric_file_input():
@@ -59,7 +67,9 @@ def unlabelled_pools():
 def pretrain_set_inputs(wildcards):
     """Every split (a pretraining set may hold no test object of any experiment using the encoder)
     and the unlabelled pools the encoder pretrains on."""
-    inputs = {f"split_{name}": splits_of([name])[0] for name in EXPERIMENTS}
+    inputs = {
+        f"split_{name}": splits_of([name], [wildcards.split])[0] for name in EXPERIMENTS
+    }
     if config["unlabelled"]["per_field"] > 0 and config["pretrain"]["objects"] == "all":
         for ds in GRAPH.unlabelled_datasets(wildcards.dataset):
             inputs[f"unlabelled_{ds}"] = rules.unlabelled.output[0].format(dataset=ds)
@@ -81,7 +91,7 @@ def split_inputs(wildcards):
     name = wildcards.experiment
     inputs = {"pool": rules.pool.output[0].format(dataset=GRAPH.sample_dataset(name))}
     if name in TRANSFER_EXPERIMENTS:
-        inputs["parent"] = splits_of([GRAPH.parent(name)])[0]
+        inputs["parent"] = splits_of([GRAPH.parent(name)], [wildcards.split])[0]
     return inputs
 
 
@@ -96,7 +106,7 @@ def split_per_class(wildcards):
 def pretrain_split(wildcards):
     """The split whose training objects pretrain (and whose validation objects monitor) the encoder
     of a dataset."""
-    return splits_of([GRAPH.encoder_split(wildcards.dataset)])[0]
+    return splits_of([GRAPH.encoder_split(wildcards.dataset)], [wildcards.split])[0]
 
 
 def pretrain_science():
@@ -104,9 +114,9 @@ def pretrain_science():
     return scientific(config, "pretrain")
 
 
-def encoder_path(experiment, seed):
+def encoder_path(experiment, split, seed):
     return rules.pretrain.output.encoder.format(
-        dataset=GRAPH.dataset_of(experiment), seed=seed
+        dataset=GRAPH.dataset_of(experiment), split=split, seed=seed
     )
 
 
@@ -116,11 +126,11 @@ def train_inputs(wildcards):
     """
     experiment = wildcards.get("experiment", LE["experiment"])
     inputs = {
-        "split": splits_of([experiment])[0],
+        "split": splits_of([experiment], [wildcards.split])[0],
         "index": rules.stamp_index.output[0],
     }
     if spec(wildcards.model).pretrained:
-        inputs["encoder"] = encoder_path(experiment, wildcards.seed)
+        inputs["encoder"] = encoder_path(experiment, wildcards.split, wildcards.seed)
     return inputs
 
 
@@ -139,29 +149,32 @@ def transfer_inputs(wildcards):
         experiment=GRAPH.parent(wildcards.experiment),
         task=wildcards.task,
         model=wildcards.model,
+        split=wildcards.split,
         seed=wildcards.seed,
     )
     return {
         "model": model,
-        "split": splits_of([wildcards.experiment])[0],
+        "split": splits_of([wildcards.experiment], [wildcards.split])[0],
         "index": rules.stamp_index.output[0],
     }
 
 
-def run_files(name, experiments, tasks=None, models=None, seeds=None):
-    """``name`` (metrics.json, predictions.parquet) of every run of the given experiments."""
+def run_files(name, experiments, tasks=None, models=None, seeds=None, split_seeds=None):
+    """``name`` (metrics.json, predictions.parquet) of every run of the given experiments: every
+    model seed on every split seed unless narrowed."""
     return expand(
-        "results/runs/{experiment}/{task}/{model}/seed{seed}/{name}",
+        "results/runs/{experiment}/{task}/{model}/split{split}/seed{seed}/{name}",
         experiment=experiments,
         task=tasks or TASKS,
         model=models or MODELS,
+        split=split_seeds or SPLIT_SEEDS,
         seed=seeds or SEEDS,
         name=name,
     )
 
 
-def run_metrics(experiments, tasks=None, models=None, seeds=None):
-    return run_files("metrics.json", experiments, tasks, models, seeds)
+def run_metrics(experiments, tasks=None, models=None, seeds=None, split_seeds=None):
+    return run_files("metrics.json", experiments, tasks, models, seeds, split_seeds)
 
 
 def label_efficiency_files(name="metrics.json"):
@@ -169,15 +182,22 @@ def label_efficiency_files(name="metrics.json"):
     paths = []
     for frac in LE["fractions"]:
         for model in LE["models"]:
-            for seed in SEEDS:
-                if frac >= 1.0:
-                    paths += run_files(
-                        name, [LE["experiment"]], [LE["task"]], [model], [seed]
-                    )
-                else:
-                    paths.append(
-                        f"results/label_efficiency/{LE['task']}/{model}/frac{frac:g}/seed{seed}/{name}"
-                    )
+            for split in SPLIT_SEEDS:
+                for seed in SEEDS:
+                    if frac >= 1.0:
+                        paths += run_files(
+                            name,
+                            [LE["experiment"]],
+                            [LE["task"]],
+                            [model],
+                            [seed],
+                            [split],
+                        )
+                    else:
+                        paths.append(
+                            f"results/label_efficiency/{LE['task']}/{model}/frac{frac:g}/"
+                            f"split{split}/seed{seed}/{name}"
+                        )
     return paths
 
 
@@ -199,6 +219,7 @@ def final_targets():
 def report_targets():
     """What the Snakemake report shows, and the survey-wide products (predictions, similarity)."""
     pretrained = [(d, s) for d in GRAPH.pretrained_datasets() for s in SEEDS]
+    first = f"split{FIRST_SPLIT}"
     return [
         *expand(
             "results/report/{page}.html",
@@ -212,11 +233,11 @@ def report_targets():
             task=TASKS,
         ),
         *[
-            f"results/figures/{kind}_{d}_seed{s}.png"
+            f"results/figures/{kind}_{d}_{first}_seed{s}.png"
             for kind in ("pretrain", "embedding")
             for d, s in pretrained
         ],
-        *[f"results/similarity/{d}/seed{s}/vectors.npy" for d, s in pretrained],
+        *[f"results/similarity/{d}/{first}/seed{s}/vectors.npy" for d, s in pretrained],
         *expand(
             "results/predictions/{experiment}/{task}/{model}.parquet",
             experiment=OWN_EXPERIMENTS,

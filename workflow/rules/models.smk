@@ -3,13 +3,13 @@ rule train:
     input:
         unpack(train_inputs),
     output:
-        model="results/runs/{experiment}/{task}/{model}/seed{seed}/model.pt",
-        metrics="results/runs/{experiment}/{task}/{model}/seed{seed}/metrics.json",
-        predictions="results/runs/{experiment}/{task}/{model}/seed{seed}/predictions.parquet",
+        model="results/runs/{experiment}/{task}/{model}/split{split}/seed{seed}/model.pt",
+        metrics="results/runs/{experiment}/{task}/{model}/split{split}/seed{seed}/metrics.json",
+        predictions="results/runs/{experiment}/{task}/{model}/split{split}/seed{seed}/predictions.parquet",
     log:
-        "results/logs/train_{experiment}_{task}_{model}_seed{seed}.log",
+        "results/logs/train_{experiment}_{task}_{model}_split{split}_seed{seed}.log",
     benchmark:
-        "results/benchmarks/train_{experiment}_{task}_{model}_seed{seed}.tsv"
+        "results/benchmarks/train_{experiment}_{task}_{model}_split{split}_seed{seed}.tsv"
     wildcard_constraints:
         experiment="|".join(OWN_EXPERIMENTS),
     conda:
@@ -33,10 +33,10 @@ rule transfer:
     input:
         unpack(transfer_inputs),
     output:
-        metrics="results/runs/{experiment}/{task}/{model}/seed{seed}/metrics.json",
-        predictions="results/runs/{experiment}/{task}/{model}/seed{seed}/predictions.parquet",
+        metrics="results/runs/{experiment}/{task}/{model}/split{split}/seed{seed}/metrics.json",
+        predictions="results/runs/{experiment}/{task}/{model}/split{split}/seed{seed}/predictions.parquet",
     log:
-        "results/logs/transfer_{experiment}_{task}_{model}_seed{seed}.log",
+        "results/logs/transfer_{experiment}_{task}_{model}_split{split}_seed{seed}.log",
     wildcard_constraints:
         experiment="|".join(TRANSFER_EXPERIMENTS) or "^$",
     conda:
@@ -54,13 +54,13 @@ rule label_efficiency_run:
     input:
         unpack(train_inputs),
     output:
-        model="results/label_efficiency/{task}/{model}/frac{frac}/seed{seed}/model.pt",
-        metrics="results/label_efficiency/{task}/{model}/frac{frac}/seed{seed}/metrics.json",
-        predictions="results/label_efficiency/{task}/{model}/frac{frac}/seed{seed}/predictions.parquet",
+        model="results/label_efficiency/{task}/{model}/frac{frac}/split{split}/seed{seed}/model.pt",
+        metrics="results/label_efficiency/{task}/{model}/frac{frac}/split{split}/seed{seed}/metrics.json",
+        predictions="results/label_efficiency/{task}/{model}/frac{frac}/split{split}/seed{seed}/predictions.parquet",
     log:
-        "results/logs/label_efficiency_{task}_{model}_frac{frac}_seed{seed}.log",
+        "results/logs/label_efficiency_{task}_{model}_frac{frac}_split{split}_seed{seed}.log",
     benchmark:
-        "results/benchmarks/label_efficiency_{task}_{model}_frac{frac}_seed{seed}.tsv"
+        "results/benchmarks/label_efficiency_{task}_{model}_frac{frac}_split{split}_seed{seed}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 4

@@ -4,9 +4,9 @@ rule pretrain_set:
         unpack(pretrain_set_inputs),
         index=rules.stamp_index.output[0],
     output:
-        "results/pretrain/{dataset}/objects.parquet",
+        "results/pretrain/{dataset}/split{split}/objects.parquet",
     log:
-        "results/logs/pretrain_set_{dataset}.log",
+        "results/logs/pretrain_set_{dataset}_split{split}.log",
     conda:
         "../../envs/data.yaml"
     params:
@@ -23,13 +23,13 @@ rule pretrain:
         split=pretrain_split,
         index=rules.stamp_index.output[0],
     output:
-        encoder="results/pretrain/{dataset}/seed{seed}/encoder.pt",
-        curve="results/pretrain/{dataset}/seed{seed}/curve.tsv",
-        embeddings="results/pretrain/{dataset}/seed{seed}/embeddings.parquet",
+        encoder="results/pretrain/{dataset}/split{split}/seed{seed}/encoder.pt",
+        curve="results/pretrain/{dataset}/split{split}/seed{seed}/curve.tsv",
+        embeddings="results/pretrain/{dataset}/split{split}/seed{seed}/embeddings.parquet",
     log:
-        "results/logs/pretrain_{dataset}_seed{seed}.log",
+        "results/logs/pretrain_{dataset}_split{split}_seed{seed}.log",
     benchmark:
-        "results/benchmarks/pretrain_{dataset}_seed{seed}.tsv"
+        "results/benchmarks/pretrain_{dataset}_split{split}_seed{seed}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 8

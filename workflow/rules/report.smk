@@ -1,7 +1,8 @@
 rule conformal:
-    """Conformal prediction sets of every run: coverage and set size per class and vs r magnitude."""
+    """Conformal prediction sets of every run of the first split seed: coverage and set size per
+    class and vs r magnitude."""
     input:
-        run_files("predictions.parquet", EXPERIMENTS),
+        run_files("predictions.parquet", EXPERIMENTS, split_seeds=[FIRST_SPLIT]),
     output:
         table="results/conformal.md",
         plot=report(
@@ -25,8 +26,14 @@ rule conformal:
 rule predict:
     """Class probabilities and prediction sets of every stamped object, from every seed's model."""
     input:
-        models=lambda wc: run_files("model.pt", [wc.experiment], [wc.task], [wc.model]),
-        split=rules.split.output[0],
+        models=lambda wc: run_files(
+            "model.pt",
+            [wc.experiment],
+            [wc.task],
+            [wc.model],
+            split_seeds=[FIRST_SPLIT],
+        ),
+        split=lambda wc: splits_of([wc.experiment], [FIRST_SPLIT])[0],
         index=rules.stamp_index.output[0],
     output:
         "results/predictions/{experiment}/{task}/{model}.parquet",
@@ -55,10 +62,10 @@ rule similarity_index:
     input:
         rules.pretrain.output.embeddings,
     output:
-        vectors="results/similarity/{dataset}/seed{seed}/vectors.npy",
-        objid="results/similarity/{dataset}/seed{seed}/objid.npy",
+        vectors="results/similarity/{dataset}/split{split}/seed{seed}/vectors.npy",
+        objid="results/similarity/{dataset}/split{split}/seed{seed}/objid.npy",
     log:
-        "results/logs/similarity_index_{dataset}_seed{seed}.log",
+        "results/logs/similarity_index_{dataset}_split{split}_seed{seed}.log",
     conda:
         "../../envs/data.yaml"
     resources:
@@ -73,14 +80,14 @@ rule pretrain_curve_plot:
         rules.pretrain.output.curve,
     output:
         report(
-            "results/figures/pretrain_{dataset}_seed{seed}.png",
+            "results/figures/pretrain_{dataset}_split{split}_seed{seed}.png",
             caption="../report/pretrain_curve.rst",
             category="4. Pretraining",
             subcategory="Curves",
-            labels={"dataset": "{dataset}", "seed": "{seed}"},
+            labels={"dataset": "{dataset}", "split": "{split}", "seed": "{seed}"},
         ),
     log:
-        "results/logs/pretrain_curve_plot_{dataset}_seed{seed}.log",
+        "results/logs/pretrain_curve_plot_{dataset}_split{split}_seed{seed}.log",
     conda:
         "../../envs/data.yaml"
     params:
@@ -96,14 +103,14 @@ rule embedding_map:
         split=pretrain_split,
     output:
         report(
-            "results/figures/embedding_{dataset}_seed{seed}.png",
+            "results/figures/embedding_{dataset}_split{split}_seed{seed}.png",
             caption="../report/embedding_map.rst",
             category="4. Pretraining",
             subcategory="Embedding maps",
-            labels={"dataset": "{dataset}", "seed": "{seed}"},
+            labels={"dataset": "{dataset}", "split": "{split}", "seed": "{seed}"},
         ),
     log:
-        "results/logs/embedding_map_{dataset}_seed{seed}.log",
+        "results/logs/embedding_map_{dataset}_split{split}_seed{seed}.log",
     conda:
         "../../envs/data.yaml"
     resources:
@@ -116,9 +123,14 @@ rule gallery:
     """Most confident and misclassified test stamps per class, MargNet and the best SimCLR model."""
     input:
         predictions=lambda wc: run_files(
-            "predictions.parquet", [wc.experiment], [wc.task]
+            "predictions.parquet",
+            [wc.experiment],
+            [wc.task],
+            split_seeds=[FIRST_SPLIT],
         ),
-        metrics=lambda wc: run_metrics([wc.experiment], [wc.task]),
+        metrics=lambda wc: run_metrics(
+            [wc.experiment], [wc.task], split_seeds=[FIRST_SPLIT]
+        ),
         index=rules.stamp_index.output[0],
     output:
         report(
@@ -143,7 +155,12 @@ rule gallery:
 rule accuracy_vs_magnitude:
     """Test accuracy of every model in bins of r magnitude."""
     input:
-        lambda wc: run_files("predictions.parquet", [wc.experiment], [wc.task]),
+        lambda wc: run_files(
+            "predictions.parquet",
+            [wc.experiment],
+            [wc.task],
+            split_seeds=[FIRST_SPLIT],
+        ),
     output:
         report(
             "results/figures/accuracy_vs_mag_{experiment}_{task}.png",

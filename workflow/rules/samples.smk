@@ -21,9 +21,9 @@ rule split:
     input:
         unpack(split_inputs),
     output:
-        "results/splits/{experiment}.parquet",
+        "results/splits/split{split}/{experiment}.parquet",
     log:
-        "results/logs/split_{experiment}.log",
+        "results/logs/split_{experiment}_split{split}.log",
     conda:
         "../../envs/data.yaml"
     resources:
@@ -31,7 +31,7 @@ rule split:
     params:
         experiment=lambda wc: config["experiments"][wc.experiment],
         per_class=split_per_class,
-        seed=config["split_seed"],
+        seed=lambda wc: int(wc.split),
         calibration_fraction=config["conformal"]["calibration_fraction"],
     script:
         "../scripts/split.py"

@@ -14,6 +14,7 @@ rule table1:
         tasks=TASKS,
         models=MODELS,
         seeds=SEEDS,
+        split_seeds=SPLIT_SEEDS,
         title="Table 1: MargNet vs SimCLR on compact and faint SDSS sources",
         comparison=config["comparison"],
     script:
@@ -36,6 +37,7 @@ rule experiment_table:
         tasks=TASKS,
         models=MODELS,
         seeds=SEEDS,
+        split_seeds=SPLIT_SEEDS,
         title=lambda wc: f"Experiment {wc.experiment}: MargNet vs SimCLR",
         comparison=config["comparison"],
     script:
@@ -61,6 +63,7 @@ rule label_efficiency:
     params:
         le=LE,
         seeds=SEEDS,
+        split_seeds=SPLIT_SEEDS,
         comparison=config["comparison"],
     script:
         "../scripts/label_efficiency.py"

@@ -12,6 +12,7 @@ with log_to(snakemake.log[0]):
         models=le["models"],
         fractions=le["fractions"],
         seeds=snakemake.params.seeds,
+        split_seeds=snakemake.params.split_seeds,
         comparison=comparison,
     )
     common = dict(
@@ -26,6 +27,7 @@ with log_to(snakemake.log[0]):
         snakemake.output.table,
         fractions=le["fractions"],
         seeds=snakemake.params.seeds,
+        split_seeds=snakemake.params.split_seeds,
         **common,
     )
     plot_label_efficiency(summary, source, snakemake.output.plot, **common)

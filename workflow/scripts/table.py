@@ -11,6 +11,7 @@ with log_to(snakemake.log[0]):
         tasks=snakemake.params.tasks,
         models=snakemake.params.models,
         seeds=snakemake.params.seeds,
+        split_seeds=snakemake.params.split_seeds,
         title=snakemake.params.title,
         comparison=snakemake.params.comparison,
     )

@@ -21,4 +21,5 @@ with log_to(snakemake.log[0]):
         # operational, read from the config rather than params so that it never triggers a rerun
         device=snakemake.config["classifiers"]["device"],
         threads=snakemake.threads,
+        fail_at_chance=snakemake.config["classifiers"]["fail_at_chance"],
     )

@@ -125,6 +125,11 @@ def scaler_from_state(s: dict):
     return FEATURE_SCALERS[s.get("kind", "standard")].from_state(s)
 
 
+def summary(report: dict) -> dict:
+    """What a training run keeps of one network's :func:`~sdssclr.learn.engine.fit` report."""
+    return {k: report[k] for k in ("epochs", "best_epoch", "best_val_loss", "at_chance")}
+
+
 def tensor(a, device) -> torch.Tensor:
     return torch.as_tensor(np.ascontiguousarray(a), device=device)
 
@@ -323,7 +328,7 @@ class MargNet(Classifier):
         report["fusion"] = fit(self.head, (p_ann[ft], p_cnn[ft]), yv[~hold_t], (p_ann[hd], p_cnn[hd]), yv[hold_t],
                                schedule=Schedule.from_config(c["fusion"]), device=self.device, seed=seed + 2,
                                name="margnet fusion", checkpoint=checkpoint)
-        return {k: {"epochs": v["epochs"], "best_epoch": v["best_epoch"]} for k, v in report.items()}
+        return {k: summary(v) for k, v in report.items()}
 
     def _member_probas(self, feats, images):
         p_ann = torch.softmax(predict_logits(self.ann, (feats,), 4096, self.device), 1)
@@ -416,12 +421,12 @@ class ImageAndFeatures(Classifier):
             r = fit(self.net, **data, schedule=schedule, seed=seed, param_groups=[{"params": head, "lr": c["lr"]}],
                     name=f"{self.name} head", **common)
             self.net.freeze_encoder(False)
-            report["head"] = {"epochs": r["epochs"], "best_epoch": r["best_epoch"]}
+            report["head"] = summary(r)
         groups = [{"params": list(self.net.encoder.parameters()), "lr": c["encoder_lr"] if pretrained else c["lr"]},
                   {"params": head, "lr": c["lr"]}]
         r = fit(self.net, **data, schedule=Schedule.from_config(c), seed=seed + 1, param_groups=groups,
                 name=self.name, **common)
-        report["end_to_end"] = {"epochs": r["epochs"], "best_epoch": r["best_epoch"]}
+        report["end_to_end"] = summary(r)
         return report
 
     def predict_proba(self, objs):
@@ -437,6 +442,16 @@ class ImageAndFeatures(Classifier):
         self.scaler = scaler_from_state(w["scaler"])
         self._build(encoder)
         self.net.load_state_dict(w["net"])
+
+
+def random_encoder(cfg: dict, objs: Objects, tr, device):
+    """(encoder, normaliser, crop) of a control: the pretraining's encoder (``cfg["encoder"]``,
+    which the workflow takes from the pretraining config) from random initialisation, its input
+    scaling fitted on the training split the way pretraining fits it."""
+    e = cfg["encoder"]
+    crop = int(e["crop"])
+    normalizer = Normalizer.fit(center_crop(tensor(objs.stamps[tr], device), crop), e["normalization"])
+    return build_encoder(e["name"], crop).to(device), normalizer, crop
 
 
 class SimCLRFineTune(ImageAndFeatures):
@@ -461,19 +476,24 @@ class SimCLRMargFormer(ImageAndFeatures):
                           queries=c["queries"], dropout=c["dropout"])
 
 
+class TwoTowerControl(SimCLRFineTune):
+    """The control of ``simclr``: the same two towers from a random-init encoder
+    (:func:`random_encoder`), trained on the same labels with the same recipe."""
+
+    spec = MODELS["twotower"]
+
+    def _encoder(self, objs, tr, encoder_path):
+        return (*random_encoder(self.cfg, objs, tr, self.device), False)
+
+
 class MargFormerControl(SimCLRMargFormer):
-    """The architecture-matched control of ``simclr-margformer``: the same network (the encoder
-    named by ``cfg["encoder"]``, which the workflow takes from the pretraining config) from random
-    initialisation, trained on the same labels with the same recipe. Its input scaling is fitted
-    on the training split the way pretraining fits it."""
+    """The control of ``simclr-margformer``: the same network from a random-init encoder
+    (:func:`random_encoder`), trained on the same labels with the same recipe."""
 
     spec = MODELS["margformer"]
 
     def _encoder(self, objs, tr, encoder_path):
-        e = self.cfg["encoder"]
-        crop = int(e["crop"])
-        normalizer = Normalizer.fit(center_crop(tensor(objs.stamps[tr], self.device), crop), e["normalization"])
-        return build_encoder(e["name"], crop).to(self.device), normalizer, crop, False
+        return (*random_encoder(self.cfg, objs, tr, self.device), False)
 
 
 class SimCLRLinear(Classifier):
@@ -490,9 +510,14 @@ class SimCLRLinear(Classifier):
         x = np.concatenate([self._embed(objs), self.feat_scaler(objs.features)], axis=1)
         return self.scaler(x)
 
+    def _encoder(self, objs, tr, encoder_path):
+        return load_encoder(encoder_path, self.device)
+
     def fit(self, objs, seed, encoder_path=None, checkpoint=None):
         tr, va = self._split(objs)
-        self.encoder, self.normalizer, self.crop = load_encoder(encoder_path, self.device)
+        torch.manual_seed(seed)
+        self.encoder, self.normalizer, self.crop = self._encoder(objs, tr, encoder_path)
+        self.encoder.eval()
         self.encoder_name = self.encoder.name
         self.feat_scaler = feature_scaler(self.cfg["feature_scaling"], objs.features[tr])
         x = np.concatenate([self._embed(objs), self.feat_scaler(objs.features)], axis=1)
@@ -531,11 +556,23 @@ class SimCLRLinear(Classifier):
         self.C, self.coef, self.intercept = w["C"], w["coef"].numpy(), w["intercept"].numpy()
 
 
+class LinearControl(SimCLRLinear):
+    """The control of ``simclr-linear``, the classic baseline of a linear probe: the same probe on
+    the embedding of a random-init encoder (:func:`random_encoder`), which shows what pretraining
+    put into the features."""
+
+    spec = MODELS["linear-random"]
+
+    def _encoder(self, objs, tr, encoder_path):
+        return random_encoder(self.cfg, objs, tr, self.device)
+
+
 # ------------------------------------------------------------------------------------ registry
 
 #: The implementation of every model of :data:`sdssclr.registry.MODELS`.
 IMPLEMENTATIONS: dict[str, type[Classifier]] = {
-    cls.spec.name: cls for cls in (GBDT, MargNet, SimCLRFineTune, SimCLRLinear, SimCLRMargFormer, MargFormerControl)}
+    cls.spec.name: cls for cls in (GBDT, MargNet, SimCLRFineTune, TwoTowerControl, SimCLRLinear, LinearControl,
+                                   SimCLRMargFormer, MargFormerControl)}
 assert list(IMPLEMENTATIONS) == list(MODELS), "every registered model needs exactly one implementation"
 
 

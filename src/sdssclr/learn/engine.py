@@ -126,6 +126,9 @@ class Schedule:
     data are cycled, reshuffled each pass): on a small training set -- a CPU demo, a 1% label
     budget -- a pass at batch 2048 is a single step, and a patience of 100 such epochs would stop
     a network that has barely started. On the paper-scale sets an epoch is exactly one pass.
+
+    Early stopping counts epochs without improvement only after ``warmup_steps`` optimiser steps,
+    so that a network still on the initial plateau of its loss is not stopped there.
     """
 
     lr: float
@@ -133,11 +136,13 @@ class Schedule:
     max_epochs: int
     patience: int
     min_steps: int = 1
+    warmup_steps: int = 0
 
     @classmethod
     def from_config(cls, cfg: dict) -> "Schedule":
         return cls(lr=float(cfg["lr"]), batch_size=int(cfg["batch_size"]), max_epochs=int(cfg["max_epochs"]),
-                   patience=int(cfg["patience"]), min_steps=int(cfg.get("min_steps", 1)))
+                   patience=int(cfg["patience"]), min_steps=int(cfg.get("min_steps", 1)),
+                   warmup_steps=int(cfg.get("warmup_steps", 0)))
 
     def epoch_batches(self, n: int, gen: torch.Generator) -> list[torch.Tensor]:
         """The index batches of one epoch: whole shuffled passes until ``min_steps`` is reached."""
@@ -149,6 +154,11 @@ class Schedule:
 
 class NonFiniteLoss(FloatingPointError):
     """A training or validation loss became NaN or infinite."""
+
+
+#: A network whose best validation loss is within this (nats) of ln K, the cross-entropy of a
+#: uniform guess over K balanced classes, learned nothing (``at_chance`` in its report).
+CHANCE_TOLERANCE = 0.01
 
 
 def batches(n: int, batch_size: int, gen: torch.Generator | None = None):
@@ -178,7 +188,8 @@ def fit(model: torch.nn.Module, inputs: tuple, y: torch.Tensor, val_inputs: tupl
     ``augment(batch, gen)`` transforms a training batch on the device. The optimiser is Adam (or
     AdamW with ``weight_decay`` on weights only) over ``param_groups`` (default: all parameters at
     ``schedule.lr``). The best weights are restored. Returns ``{"epochs", "best_epoch",
-    "best_val_loss", "history"}``; a NaN or infinite loss raises :class:`NonFiniteLoss`.
+    "best_val_loss", "at_chance", "history"}`` (``at_chance``: the best validation loss is within
+    :data:`CHANCE_TOLERANCE` of ln K); a NaN or infinite loss raises :class:`NonFiniteLoss`.
 
     With a ``checkpoint``, the network is stage ``name`` of the run: a finished stage is loaded
     instead of trained, a stage in progress resumes, and SIGTERM saves the progress and exits
@@ -231,6 +242,11 @@ def fit(model: torch.nn.Module, inputs: tuple, y: torch.Tensor, val_inputs: tupl
                 "rng_state": torch.get_rng_state(),
                 "cuda_rng_state": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
 
+    steps_per_epoch = len(schedule.epoch_batches(len(y), torch.Generator().manual_seed(0)))
+
+    def steps_done(epoch):  # optimiser steps after epoch ``epoch`` (0-based) ends
+        return (epoch + 1) * steps_per_epoch
+
     last_saved = time.monotonic()
     bar = tqdm(range(start_epoch, schedule.max_epochs), desc=name, mininterval=10)
     with Preemption() as preempt:
@@ -270,7 +286,7 @@ def fit(model: torch.nn.Module, inputs: tuple, y: torch.Tensor, val_inputs: tupl
             history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss})
             if val_loss < best - 1e-6:
                 best, best_state, best_epoch, bad = val_loss, copy.deepcopy(model.state_dict()), epoch + 1, 0
-            else:
+            elif steps_done(epoch) >= schedule.warmup_steps:  # no stopping during the warm-up
                 bad += 1
                 if bad >= schedule.patience:
                     break
@@ -279,7 +295,15 @@ def fit(model: torch.nn.Module, inputs: tuple, y: torch.Tensor, val_inputs: tupl
                 last_saved = time.monotonic()
     model.load_state_dict(best_state)
     log.info("%s: %d epochs, best epoch %d (validation loss %.4f)", name, len(history), best_epoch, best)
-    report = {"epochs": len(history), "best_epoch": best_epoch, "best_val_loss": best, "history": history}
+    n_classes = int(predict_logits(model, tuple(t[:1] for t in val_inputs), 1, device).shape[1])
+    chance = math.log(n_classes)
+    at_chance = bool(best > chance - CHANCE_TOLERANCE)
+    if at_chance:
+        log.warning("%s: best validation loss %.4f (epoch %d of %d) is within %g of ln %d = %.4f, the loss of a "
+                    "uniform guess: it learned nothing", name, best, best_epoch, len(history), CHANCE_TOLERANCE,
+                    n_classes, chance)
+    report = {"epochs": len(history), "best_epoch": best_epoch, "best_val_loss": best, "at_chance": at_chance,
+              "history": history}
     if checkpoint is not None:
         checkpoint.finish(name, model.state_dict(), report)
     return report

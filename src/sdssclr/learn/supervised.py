@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from ..catalog import TASK_CLASSES
 from ..experiments import CALIBRATION
-from ..io import write_json_atomic
+from ..io import read_parquet_metadata, write_json_atomic
 from ..registry import spec
 from ..samples.splits import rng_for
 from ..stamps.objects import Objects, load_objects
@@ -51,11 +51,16 @@ def subsample_labels(objs: Objects, fraction: float, seed: int, min_val_per_clas
     return objs.subset(keep)
 
 
+class NeverLearned(RuntimeError):
+    """A run's network never left the validation loss of a uniform guess over its classes."""
+
+
 def run_training(split_path, index_path, model_name: str, task: str, seed: int, cfg: dict, out_model, out_metrics,
                  out_predictions, *, encoder_path=None, fraction: float = 1.0, min_val_per_class: int = 1,
-                 experiment: str = "", device: str = "auto", threads: int = 1) -> dict:
+                 experiment: str = "", device: str = "auto", threads: int = 1, fail_at_chance: bool = True) -> dict:
     """Train ``model_name`` (its own config section ``cfg``) on an experiment's train/val splits for
-    ``task``; evaluate it on the test split."""
+    ``task``; evaluate it on the test split. A network that never left the loss of a uniform guess
+    fails the run (:class:`NeverLearned`) unless ``fail_at_chance`` is false."""
     if spec(model_name).pretrained and encoder_path is None:
         raise ValueError(f"{model_name} needs the pretrained encoder of its dataset (encoder_path)")
     device = resolve_device(device)
@@ -72,8 +77,16 @@ def run_training(split_path, index_path, model_name: str, task: str, seed: int, 
     checkpoint = RunCheckpoint(Path(out_model).with_name("checkpoint.pt"), key)
     with threadpool_limits(max(1, threads)):  # scikit-learn's OpenMP/BLAS threads: the job's own
         report = clf.fit(objs, seed, encoder_path=encoder_path, checkpoint=checkpoint)
+    stuck = [stage for stage, r in (report or {}).items() if isinstance(r, dict) and r.get("at_chance")]
+    if stuck:
+        message = (f"{experiment} {task} {model_name} seed {seed} (label fraction {fraction:g}): "
+                   f"{', '.join(stuck)} never left the validation loss of a uniform guess (ln {len(TASK_CLASSES[task])}); "
+                   "give it a longer warm-up (warmup_steps), more epochs or another learning rate")
+        if fail_at_chance:
+            raise NeverLearned(message)
+        log.warning("%s (kept: classifiers.fail_at_chance is false)", message)
     state = clf.state() | {"task": task, "seed": seed, "source": objs.source, "experiment": experiment,
-                           "fraction": fraction}
+                           "fraction": fraction, "split_seed": split_seed_of(split_path)}
     save_atomic(state, out_model)
     checkpoint.remove()
     return score_run(clf, state, objs.subset(objs.split == "test"), out_metrics, out_predictions,
@@ -88,8 +101,20 @@ def evaluate_run(model_path, split_path, index_path, out_metrics, out_prediction
     state = load_checkpoint(model_path)
     clf = restore(state, resolve_device(device))
     objs = load_objects(split_path, index_path, task=state["task"], splits=["test", CALIBRATION])
+    split_seed = split_seed_of(split_path)
+    if split_seed != state.get("split_seed"):
+        raise ValueError(f"{model_path} was trained on split seed {state.get('split_seed')}, but {split_path} "
+                         f"is split seed {split_seed}")
     return score_run(clf, state, objs.subset(objs.split == "test"), out_metrics, out_predictions,
                      experiment=experiment, calibration=objs.subset(objs.split == CALIBRATION))
+
+
+def split_seed_of(split_path) -> int:
+    """The split seed recorded in a split file's metadata (:func:`sdssclr.samples.splits.write_split`)."""
+    try:
+        return int(read_parquet_metadata(split_path)["split_seed"])
+    except KeyError:
+        raise ValueError(f"{split_path}: no 'split_seed' in its metadata; rerun its split rule") from None
 
 
 def score_run(clf, state: dict, test: Objects, out_metrics, out_predictions, *, experiment: str,
@@ -108,6 +133,7 @@ def score_run(clf, state: dict, test: Objects, out_metrics, out_predictions, *, 
             raise FloatingPointError(f"{experiment} {task} {name}: non-finite class probabilities")
         metrics[name] = classification_metrics(test.labels, p.argmax(1), classes)
     out = dict(metrics[clf.name], model=clf.name, experiment=experiment, task=task, seed=int(state["seed"]),
+               split_seed=int(state["split_seed"]),
                source=test.source, trained_in=state.get("experiment", experiment),
                n_test_per_class={c: int((test.classes == c).sum()) for c in classes},
                components={k: v for k, v in metrics.items() if k != clf.name}, **(extra or {}))

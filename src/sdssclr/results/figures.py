@@ -207,8 +207,8 @@ def plot_label_efficiency(summ: pd.DataFrame, source: str, out_png, *, experimen
         a.xaxis.set_minor_formatter(NullFormatter())
         a.set_xticks(ticks)
         a.set_xlabel("labels used (training + validation)")
-    ax.set_ylabel(f"{task} test accuracy (%); bars: std over seeds")
-    bx.set_ylabel(f"accuracy - {LABELS[base]} (points); bars: {100 * comparison['level']:.0f}% paired CI")
+    ax.set_ylabel(f"{task} test accuracy (%); bars: std over runs")
+    bx.set_ylabel(f"accuracy - {LABELS[base]} (points); bars: {100 * comparison['level']:.0f}% CI (objects, seeds, splits)")
     where = "SYNTHETIC survey" if source == "synthetic" else source
     ax.set_title(f"{experiment} {task}, {where}", fontsize=9)
     bx.set_title(f"difference to {LABELS[base]} at the same budget", fontsize=9)

@@ -1,11 +1,14 @@
 """Results tables assembled from the per-run ``metrics.json`` and ``predictions.parquet``.
 
-Every number in a table is computed here from those files: mean and sample standard deviation
-(ddof=1) over seeds, in percent ("n/a" with one seed), and each row's accuracy difference to the
-baseline (MargNet) with a paired bootstrap interval over the shared test objects, pooled over
-seeds (:func:`sdssclr.results.stats.paired_bootstrap`). The reference rows of
-:mod:`sdssclr.results.published` are printed under their own names with their sources. A missing run is an error naming it, never
-a silent gap; a table mixing data sources is refused.
+Every number in a table is computed here from those files. A run is one model seed on one split
+seed's sample; each row gives the mean and sample standard deviation (ddof=1) over all its runs,
+in percent ("n/a" with one run), and its accuracy difference to the baseline (MargNet) with an
+interval over test objects, seeds and split seeds (:func:`sdssclr.results.stats.run_difference`).
+Table 1 opens with the primary endpoint (``comparison.primary``: a pretrained model against its
+random-init control) and a verdict per experiment x task computed from that interval. The
+reference rows of :mod:`sdssclr.results.published` are printed under their own names with their
+sources. A missing run is an error naming it, never a silent gap; a table mixing data sources is
+refused.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from ..learn.metrics import METRICS
 from ..learn.runfiles import read_predictions
 from ..registry import LABELS, row_names
 from .published import PUBLISHED, citation
-from .stats import paired_bootstrap
+from .stats import Difference, run_difference
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,9 @@ def collect(paths) -> pd.DataFrame:
             missing.append(str(p))
             continue
         m = json.loads(p.read_text())
-        common = {k: m[k] for k in ("experiment", "task", "seed", "source")} | {
+        if "split_seed" not in m:
+            raise ValueError(f"{p}: no split_seed; it was written before split seeds existed, rerun it")
+        common = {k: m[k] for k in ("experiment", "task", "seed", "split_seed", "source")} | {
             "n_train": m.get("n_train"), "n_val": m.get("n_val"), "label_fraction": m.get("label_fraction", 1.0),
             "run": str(p.parent)}
         for name, part in {m["model"]: m, **m.get("components", {})}.items():
@@ -51,12 +56,13 @@ def collect(paths) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def check_complete(df: pd.DataFrame, experiments, tasks, models, seeds) -> None:
-    have = set(zip(df["experiment"], df["task"], df["model"], df["seed"]))
-    want = {(e, t, m, s) for e in experiments for t in tasks for m in models for s in seeds}
+def check_complete(df: pd.DataFrame, experiments, tasks, models, seeds, split_seeds) -> None:
+    have = set(zip(df["experiment"], df["task"], df["model"], df["split_seed"], df["seed"]))
+    want = {(e, t, m, p, s) for e in experiments for t in tasks for m in models for p in split_seeds for s in seeds}
     if want - have:
         gaps = sorted(want - have)
-        raise MissingRunError("runs missing from the table: " + ", ".join(f"{e}/{t}/{m}/seed{s}" for e, t, m, s in gaps))
+        raise MissingRunError("runs missing from the table: " + ", ".join(
+            f"{e}/{t}/{m}/split{p}/seed{s}" for e, t, m, p, s in gaps))
 
 
 def single_source(df: pd.DataFrame) -> str:
@@ -79,7 +85,7 @@ def fmt(mean, std) -> str:
     return f"{100 * mean:.1f} ± {spread}"
 
 
-def fmt_diff(diff: tuple[float, float, float] | None) -> str:
+def fmt_diff(diff: Difference | None) -> str:
     """``+1.2 [-0.3, +2.7]`` in percentage points, with ``*`` when the interval excludes zero."""
     if diff is None:
         return ""
@@ -88,56 +94,89 @@ def fmt_diff(diff: tuple[float, float, float] | None) -> str:
     return f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]{mark}"
 
 
-def header(source: str, seeds, title: str) -> list[str]:
+def header(source: str, seeds, split_seeds, title: str) -> list[str]:
     today = datetime.date.today().isoformat()
     lines = [f"# {title}", ""]
     if source == "synthetic":
         lines += ["> **SYNTHETIC SURVEY, NOT SDSS DATA.** These numbers come from the workflow's embedded offline",
                   "> synthetic survey (a demo and a software test). They say nothing about SDSS; do not quote",
                   "> them as survey results.", ""]
-    spread = ("mean ± sample standard deviation over seeds" if len(seeds) > 1
-              else "one seed, so no spread over seeds (n/a)")
+    runs = len(seeds) * len(split_seeds)
+    spread = "mean ± sample standard deviation over the runs" if runs > 1 else "one run, so no spread (n/a)"
     lines += [f"- Data source: **{'synthetic survey (sdssclr)' if source == 'synthetic' else source}**",
-              f"- Seeds: {len(seeds)} ({', '.join(map(str, seeds))}); {spread}, in %. The spread covers training "
-              "randomness only: the samples and splits are fixed by `split_seed`.",
+              f"- Runs: {len(seeds)} seed(s) ({', '.join(map(str, seeds))}) x {len(split_seeds)} split seed(s) "
+              f"({', '.join(map(str, split_seeds))}); {spread}, in %. Each split seed draws its own sample and "
+              "splits from the same pools.",
               f"- Generated: {today}",
               "- Metrics: accuracy, precision and recall macro-averaged over classes (scikit-learn `average=\"macro\"`)", ""]
     return lines
 
 
-def comparison_note(comparison: dict) -> list[str]:
-    return [f"\"vs {LABELS[comparison['baseline']]}\": accuracy difference to it in percentage points, pooled over "
-            f"seeds, with its {100 * comparison['level']:.0f}% interval from a paired bootstrap over the shared test "
-            f"objects ({comparison['resamples']} resamples, seed {comparison['seed']}); * marks an interval that "
-            "excludes zero.", ""]
+def interval_note(comparison: dict, seeds, split_seeds) -> str:
+    """How the intervals were made, and what they hold fixed."""
+    held = ("the trained models and the split (one seed: training randomness is not in the interval)"
+            if len(seeds) == 1 else "the split (one split seed: the choice of objects is not in the interval)"
+            if len(split_seeds) == 1 else "")
+    return (f"{100 * comparison['level']:.0f}% intervals over the test objects, the seeds and the split seeds "
+            "(variance of each part estimated from the runs, Student's t with Welch-Satterthwaite degrees of "
+            "freedom; `sdssclr.results.stats.run_difference`)" + (f", *conditional on {held}*" if held else ""))
 
 
-def paired_difference(df: pd.DataFrame, row: str, baseline: str, comparison: dict) -> tuple[float, float, float]:
+def comparison_note(comparison: dict, seeds, split_seeds) -> list[str]:
+    return [f"\"vs {LABELS[comparison['baseline']]}\": accuracy difference to it in percentage points, mean over "
+            f"the runs (both models of a run see the same test objects), with its "
+            f"{interval_note(comparison, seeds, split_seeds)}; * marks an interval that excludes zero.", ""]
+
+
+def paired_difference(df: pd.DataFrame, row: str, baseline: str, comparison: dict) -> Difference:
     """Accuracy difference of table row ``row`` to ``baseline`` over the runs in ``df`` (one
-    experiment x task [x label budget]): the same seeds and the same test objects, matched by objID."""
-    correct = {}
-    for name in (row, baseline):
-        runs = df[df["model"] == name].sort_values("seed")
-        per_seed = []
-        for _, r in runs.iterrows():
-            classes = r["class_names"]
-            objid, truth, pred = read_predictions(Path(r["run"]) / "predictions.parquet", name, classes)
-            order = np.argsort(objid)
-            per_seed.append((objid[order], truth[order] == pred[order]))
-        correct[name] = (list(runs["seed"]), per_seed)
-    (seeds_a, a), (seeds_b, b) = correct[row], correct[baseline]
-    if seeds_a != seeds_b:
-        raise MissingRunError(f"{row} and {baseline} were not run with the same seeds ({seeds_a} vs {seeds_b})")
-    for (ia, _), (ib, _) in zip(a, b):
-        if not np.array_equal(ia, ib):
-            raise ValueError(f"{row} and {baseline} were not evaluated on the same test objects")
-    return paired_bootstrap(np.stack([c for _, c in a]), np.stack([c for _, c in b]), resamples=comparison["resamples"],
-                            seed=comparison["seed"], level=comparison["level"])
+    experiment x task [x label budget]): per split seed the same seeds and the same test objects,
+    matched by objID."""
+    groups = {}
+    for split, runs in df.groupby("split_seed"):
+        correct = {}
+        for name in (row, baseline):
+            per_seed = []
+            for _, r in runs[runs["model"] == name].sort_values("seed").iterrows():
+                objid, truth, pred = read_predictions(Path(r["run"]) / "predictions.parquet", name, r["class_names"])
+                order = np.argsort(objid)
+                per_seed.append((r["seed"], objid[order], truth[order] == pred[order]))
+            correct[name] = per_seed
+        a, b = correct[row], correct[baseline]
+        if [s for s, _, _ in a] != [s for s, _, _ in b]:
+            raise MissingRunError(f"{row} and {baseline} were not run with the same seeds on split seed {split} "
+                                  f"({[s for s, _, _ in a]} vs {[s for s, _, _ in b]})")
+        for (_, ia, _), (_, ib, _) in zip(a, b):
+            if not np.array_equal(ia, ib):
+                raise ValueError(f"{row} and {baseline} were not evaluated on the same test objects (split seed {split})")
+        groups[split] = (np.stack([c for _, _, c in a]), np.stack([c for _, _, c in b]))
+    return run_difference(groups, level=comparison["level"])
+
+
+def primary_rows(df: pd.DataFrame, keys, comparison: dict, label: str) -> list[str]:
+    """The primary endpoint: ``comparison.primary``'s model against its control for each key
+    (experiment x task, or label budget) of ``keys`` -> runs, with the verdict of its interval."""
+    p = comparison["primary"]
+    margin = comparison["equivalence_margin"] / 100
+    lines = [f"| {label} | {LABELS[p['model']]} | {LABELS[p['control']]} | difference (points) | verdict |",
+             "|---|---|---|---|---|"]
+    for key, runs in keys:
+        a, b = (runs[runs["model"] == m]["accuracy"].mean() for m in (p["model"], p["control"]))
+        diff = paired_difference(runs, p["model"], p["control"], comparison)
+        lines.append(f"| {key} | {100 * a:.1f} | {100 * b:.1f} | {fmt_diff(diff)} | {diff.verdict(margin)} |")
+    return lines
+
+
+def verdict_note(comparison: dict) -> str:
+    m = comparison["equivalence_margin"]
+    return (f"Verdicts, from the interval: **benefit** when it lies above zero; **no harm** when it lies within "
+            f"±{m:g} points (`comparison.equivalence_margin`); **harm** when it lies below zero; else "
+            "**inconclusive**.")
 
 
 def result_rows(df: pd.DataFrame, summary: pd.DataFrame, experiments, tasks, models, comparison) -> list[str]:
     base = comparison["baseline"]
-    lines = [f"| Exp | Task | Model | Accuracy | Precision | Recall | vs {LABELS[base]} | Seeds |",
+    lines = [f"| Exp | Task | Model | Accuracy | Precision | Recall | vs {LABELS[base]} | Runs |",
              "|---|---|---|---|---|---|---|---|"]
     s = summary.set_index(["experiment", "task", "model"])
     for e in experiments:
@@ -169,19 +208,30 @@ DEPARTURES = [
     "part of the validation split aside for its early stopping (the release kept the lowest training loss). "
     "Its ANN and CNN rows are the fused model's own members, from the same runs.",
     "The tree, MargNet's ANN and every model with features see the same 24 features; the SimCLR and MargFormer "
-    "models also see the stamps (centred crop), like MargNet's CNN. `margformer` is `simclr-margformer`'s network "
-    "from random initialisation: the difference between the two rows is what pretraining adds.",
+    "models also see the stamps (centred crop), like MargNet's CNN. Every pretrained row has its control: the same "
+    "network from a random-init encoder with the same recipe (`twotower` for `simclr`, `linear-random` for "
+    "`simclr-linear`, `margformer` for `simclr-margformer`); the difference between the two rows is what "
+    "pretraining adds.",
 ]
 
 
-def write_results_table(metric_paths, out, *, experiments, tasks, models, seeds, title, comparison) -> pd.DataFrame:
+def write_results_table(metric_paths, out, *, experiments, tasks, models, seeds, split_seeds, title,
+                        comparison) -> pd.DataFrame:
     df = collect(metric_paths)
-    check_complete(df, experiments, tasks, models, seeds)
+    check_complete(df, experiments, tasks, models, seeds, split_seeds)
     source = single_source(df)
     summary = summarise(df)
-    lines = header(source, seeds, title)
+    p = comparison["primary"]
+    lines = header(source, seeds, split_seeds, title)
+    if p["model"] in models and p["control"] in models:  # the config check requires both in Table 1
+        lines += ["## Primary endpoint: does pretraining help?", "",
+                  f"{LABELS[p['model']]} against the same network from random initialisation, trained on the same "
+                  f"labels with the same recipe: accuracy (%, mean over the runs) and the difference in points with "
+                  f"its {interval_note(comparison, seeds, split_seeds)}.", ""]
+        keys = [(f"{e} {t}", df[(df["experiment"] == e) & (df["task"] == t)]) for e in experiments for t in tasks]
+        lines += primary_rows(df, keys, comparison, "Exp Task") + ["", verdict_note(comparison), ""]
     lines += ["## This workflow", ""] + result_rows(df, summary, experiments, tasks, models, comparison)
-    lines += [""] + comparison_note(comparison)
+    lines += [""] + comparison_note(comparison, seeds, split_seeds)
     lines += ["Experiment 3 evaluates the experiment-1 models on faint+compact test objects none of which is in",
               "experiment 1's train or validation split (no retraining).", ""]
     lines += [f"- {d}" for d in DEPARTURES] + [""]
@@ -192,7 +242,8 @@ def write_results_table(metric_paths, out, *, experiments, tasks, models, seeds,
     return summary
 
 
-def label_efficiency_summary(metric_paths, *, models, fractions, seeds, comparison) -> tuple[pd.DataFrame, str]:
+def label_efficiency_summary(metric_paths, *, models, fractions, seeds, split_seeds,
+                             comparison) -> tuple[pd.DataFrame, str]:
     """Per model and label fraction: labels used, mean accuracy and its spread over seeds, and the
     paired interval against the baseline at the same budget; and the data source."""
     df = collect(metric_paths)
@@ -201,10 +252,11 @@ def label_efficiency_summary(metric_paths, *, models, fractions, seeds, comparis
     rows = row_names(models)
     df = df[df["model"].isin(rows)]
     df["label_fraction"] = df["label_fraction"].round(6)
-    have = set(zip(df["model"], df["label_fraction"], df["seed"]))
-    want = {(m, round(f, 6), s) for m in rows for f in fractions for s in seeds}
+    have = set(zip(df["model"], df["label_fraction"], df["split_seed"], df["seed"]))
+    want = {(m, round(f, 6), p, s) for m in rows for f in fractions for p in split_seeds for s in seeds}
     if want - have:
-        raise MissingRunError("label-efficiency runs missing: " + ", ".join(f"{m}/frac{f}/seed{s}" for m, f, s in sorted(want - have)))
+        raise MissingRunError("label-efficiency runs missing: " + ", ".join(
+            f"{m}/frac{f}/split{p}/seed{s}" for m, f, p, s in sorted(want - have)))
     df["n_labels"] = df["n_train"] + df["n_val"]
     g = df.groupby(["model", "label_fraction"])
     summ = g.agg(n_labels=("n_labels", "mean"), n_train=("n_train", "mean"), acc=("accuracy", "mean"),
@@ -215,24 +267,33 @@ def label_efficiency_summary(metric_paths, *, models, fractions, seeds, comparis
         for m in rows:
             diffs[(m, round(f, 6))] = None if m == base else paired_difference(runs, m, base, comparison)
     summ["diff"] = [diffs[(m, f)] for m, f in zip(summ["model"], summ["label_fraction"])]
+    summ.attrs["runs"] = df  # the primary endpoint per budget needs the runs themselves
     return summ, source
 
 
 def write_label_efficiency_table(summ: pd.DataFrame, source: str, out_md, *, experiment, models, fractions, seeds,
-                                 task, comparison) -> None:
-    """The label-efficiency table of :func:`label_efficiency_summary`."""
+                                 split_seeds, task, comparison) -> None:
+    """The label-efficiency table of :func:`label_efficiency_summary`, opening with the primary
+    endpoint per label budget when both of its models are in the study."""
     base = comparison["baseline"]
     rows = row_names(models)
-    lines = header(source, seeds, f"Label efficiency on {experiment}, task {task}")
+    lines = header(source, seeds, split_seeds, f"Label efficiency on {experiment}, task {task}")
+    p = comparison["primary"]
+    if p["model"] in rows and p["control"] in rows:
+        runs = summ.attrs["runs"]
+        keys = [(f"{f:g}", runs[np.isclose(runs["label_fraction"], f)]) for f in sorted(fractions)]
+        lines += ["## Primary endpoint per label budget", ""]
+        lines += primary_rows(runs, keys, comparison, "Label fraction") + ["", verdict_note(comparison), "",
+                                                                            "## Every model", ""]
     lines += ["Each budget keeps the same fraction of the training *and* the validation labels (stratified, at "
               "least one training object and a floor of validation objects per class), so the label count is "
               "every label a model used: fitting, early stopping, the probe's C and MargNet's fusion head.", ""]
-    lines += [f"| Model | Label fraction | Labels used (train + val) | Accuracy | vs {LABELS[base]} | Seeds |",
+    lines += [f"| Model | Label fraction | Labels used (train + val) | Accuracy | vs {LABELS[base]} | Runs |",
               "|---|---|---|---|---|---|"]
     for m in rows:
         for f in sorted(fractions):
             r = summ[(summ["model"] == m) & np.isclose(summ["label_fraction"], f)].iloc[0]
             lines.append(f"| {LABELS[m]} | {f:g} | {r.n_labels:.0f} | {fmt(r.acc, r.acc_std)} | {fmt_diff(r['diff'])} | "
                          f"{int(r.runs)} |")
-    lines += [""] + comparison_note(comparison)
+    lines += [""] + comparison_note(comparison, seeds, split_seeds)
     write_text_atomic(out_md, "\n".join(lines))

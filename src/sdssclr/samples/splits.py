@@ -139,5 +139,5 @@ def write_split(experiment: str, exp_config: dict, per_class: int | None, seed: 
     check_split(split, experiment)
     counts = split.groupby(["split", "class"]).size().unstack(fill_value=0)
     log.info("%s split (seed %d, source %s):\n%s", experiment, seed, source, counts.to_string())
-    write_parquet_atomic(split, out, {"source": source, "experiment": experiment})
+    write_parquet_atomic(split, out, {"source": source, "experiment": experiment, "split_seed": str(int(seed))})
     return split
