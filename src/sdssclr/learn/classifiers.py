@@ -517,7 +517,6 @@ class SimCLRLinear(Classifier):
         tr, va = self._split(objs)
         torch.manual_seed(seed)
         self.encoder, self.normalizer, self.crop = self._encoder(objs, tr, encoder_path)
-        self.encoder.eval()
         self.encoder_name = self.encoder.name
         self.feat_scaler = feature_scaler(self.cfg["feature_scaling"], objs.features[tr])
         x = np.concatenate([self._embed(objs), self.feat_scaler(objs.features)], axis=1)

@@ -93,14 +93,16 @@ def run_difference(groups: dict, *, level: float = 0.95) -> Difference:
     var = sum(v for v, _ in parts)
     estimate = float(means.mean())
     if var <= 0:
-        return Difference(estimate, estimate, estimate, _conditional(t, s), s * t)
+        return Difference(estimate, estimate, estimate, conditional_on(t, s), s * t)
     denom = sum(v * v / df for v, df in parts if v > 0 and np.isfinite(df))
     df = var * var / denom if denom > 0 else np.inf
     half = float(_st.t.ppf(0.5 + level / 2, df) * np.sqrt(var))
-    return Difference(estimate, estimate - half, estimate + half, _conditional(t, s), s * t)
+    return Difference(estimate, estimate - half, estimate + half, conditional_on(t, s), s * t)
 
 
-def _conditional(seeds: int, splits: int) -> str:
+def conditional_on(seeds: int, splits: int) -> str:
+    """What an interval over ``seeds`` training seeds on each of ``splits`` split seeds holds
+    fixed (:attr:`Difference.conditional_on`)."""
     if seeds == 1:
         return "trained models"
     return "split" if splits == 1 else ""

@@ -26,7 +26,7 @@ from ..learn.metrics import METRICS
 from ..learn.runfiles import read_predictions
 from ..registry import LABELS, row_names
 from .published import PUBLISHED, citation
-from .stats import Difference, run_difference
+from .stats import Difference, conditional_on, run_difference
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +114,10 @@ def header(source: str, seeds, split_seeds, title: str) -> list[str]:
 
 def interval_note(comparison: dict, seeds, split_seeds) -> str:
     """How the intervals were made, and what they hold fixed."""
-    held = ("the trained models and the split (one seed: training randomness is not in the interval)"
-            if len(seeds) == 1 else "the split (one split seed: the choice of objects is not in the interval)"
-            if len(split_seeds) == 1 else "")
+    held = {"trained models": "the trained models and the split (one seed: training randomness is not in the "
+                              "interval)",
+            "split": "the split (one split seed: the choice of objects is not in the interval)",
+            "": ""}[conditional_on(len(seeds), len(split_seeds))]
     return (f"{100 * comparison['level']:.0f}% intervals over the test objects, the seeds and the split seeds "
             "(variance of each part estimated from the runs, Student's t with Welch-Satterthwaite degrees of "
             "freedom; `sdssclr.results.stats.run_difference`)" + (f", *conditional on {held}*" if held else ""))
