@@ -52,7 +52,7 @@ def test_data_half_runs_and_is_consistent(data_half):
     assert not fit & set(exp3.loc[exp3["split"] == "test", "objID"])
     splits = set(pd.concat([pd.read_parquet(data_half / "splits" / "split2023" / f"exp{k}.parquet") for k in (1, 2, 3)])["objID"])
     assert splits == set(index.loc[index["labelled"], "objID"])  # and the unlabelled objects of their fields
-    for log in ["pool_compact", "split_exp3", "stamp_shard_0000"]:
+    for log in ["pool_compact", "split_exp3_split2023", "stamp_shard_0000"]:
         assert (data_half / "logs" / f"{log}.log").stat().st_size > 0
 
 
@@ -90,12 +90,14 @@ def test_pretraining_runs_in_the_dag(tiny_run):
 @pytest.mark.slow
 def test_tables_are_complete_and_labelled(tiny_run):
     text = (tiny_run / "table1.md").read_text()
-    assert "SYNTHETIC SURVEY, NOT SDSS DATA" in text and "Seeds: 2 (0, 1)" in text
+    assert "SYNTHETIC SURVEY, NOT SDSS DATA" in text and "Runs: 2 seed(s) (0, 1) x 1 split seed(s) (2023)" in text
+    assert text.index("## Primary endpoint") < text.index("## This workflow")
     from sdssclr.registry import LABELS
 
     for exp in ("exp1", "exp2", "exp3"):
         for task in ("SG", "SGQ"):
-            for row in ("gbdt", "margnet", "margnet-ann", "margnet-cnn", "simclr", "simclr-linear"):
+            for row in ("gbdt", "margnet", "margnet-ann", "margnet-cnn", "simclr", "twotower", "simclr-linear",
+                        "linear-random", "simclr-margformer", "margformer"):
                 assert f"| {exp} | {task} | {LABELS[row]} |" in text
     assert "nan" not in text.lower()
     exp3 = (tiny_run / "experiments" / "exp3.md").read_text()
