@@ -53,7 +53,7 @@ def main(argv=None):
     print(f"{len(index)} objects ({pd.Series(index['class']).value_counts().to_dict()}), 5-fold CV accuracy")
     print(f"{'task':<5}{'seed':>5}{'pretrained':>16}{'random init':>16}{'margin':>8}")
     for seed in args.seeds:
-        enc, norm, crop = load_encoder(res / "pretrain" / args.dataset / f"split{args.split_seed}" / f"seed{seed}" / "encoder.pt")
+        enc, norm, crop = load_encoder(res / "pretrain" / args.dataset / f"split{args.split_seed}" / "all" / f"seed{seed}" / "encoder.pt")
         torch.manual_seed(seed)
         rand = build_encoder(enc.name, crop).eval()
         e_pre, e_rnd = embed(enc, norm, crop, stamps, device), embed(rand, norm, crop, stamps, device)

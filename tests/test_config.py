@@ -11,6 +11,11 @@ def test_shipped_configs_are_valid(repo, schema):
     load(repo / "config.yaml", schema)
     demo = load(repo / "config.yaml", schema, [repo / "demo.yaml"])
     assert demo["survey"]["source"] == "synthetic"
+    # the benchmark configurations of the whole design
+    cpu = load(repo / "config.yaml", schema, [repo / "demo.yaml", repo / "benchmarks" / "cpu-design.yaml"])
+    assert len(cpu["seeds"]) == len(cpu["split_seeds"]) == 2 and cpu["models"] == demo["models"]
+    gpu = load(repo / "config.yaml", schema, [repo / "benchmarks" / "gpu-medium.yaml"])
+    assert len(gpu["seeds"]) >= 5 and len(gpu["split_seeds"]) >= 2
 
 
 @pytest.mark.parametrize(
@@ -49,7 +54,20 @@ def test_shipped_configs_are_valid(repo, schema):
          r"predictions.models: \['simclr'\] are not among models"),
         (lambda c: c["unlabelled"].update(per_field=-1), "unlabelled.per_field"),
         (lambda c: c["unlabelled"].update(per_field=2.5), "unlabelled.per_field: 2.5 is not an integer"),
-        (lambda c: c["pretrain"].update(objects="unlabelled"), "pretrain.objects"),
+        (lambda c: c["pretrain"].update(objects="labelled"), "pretrain.objects: unknown key"),
+        (lambda c: c["pretrain"]["augment"].update(min_fresh_noise=-0.5), "pretrain.augment.min_fresh_noise"),
+        (lambda c: c["pretrain"]["augment"].pop("min_fresh_noise"), "pretrain.augment"),
+        (lambda c: c["classifiers"]["margformer"].update(encoder_lr=1e-4), "classifiers.margformer.encoder_lr"),
+        (lambda c: c["classifiers"]["finetune"].update(encoder_lr=[]), "classifiers.finetune.encoder_lr"),
+        (lambda c: c["classifiers"]["finetune"].update(encoder_lr=[1e-4, 0.0]), "classifiers.finetune.encoder_lr.1"),
+        (lambda c: c["classifiers"]["margformer"].update(encoder_lr=[1e-4, 1e-4]),
+         "classifiers.margformer.encoder_lr"),
+        (lambda c: c["experiments"]["exp3"].update(calibration_per_class=0), "experiments.exp3.calibration_per_class"),
+        (lambda c: c["experiments"]["exp3"].pop("calibration_per_class"), "experiments.exp3"),
+        (lambda c: c["models"].remove("simclr-margformer") or c["predictions"]["models"].remove("simclr-margformer")
+         or c["label_efficiency"]["models"].remove("simclr-margformer") or c["comparison"]["primary"].update(
+             model="simclr-margformer-labelled"),
+         "models: a model pretrained on labelled objects only needs the model it ablates beside it"),
         (lambda c: c["survey"].update(photometric_file="/no/such/export.csv"),
          "survey.photometric_file: /no/such/export.csv does not exist"),
         (lambda c: c["synthetic"].update(neighbour_galaxies=-1), "synthetic.neighbour_galaxies"),

@@ -122,6 +122,10 @@ def _relations(config: dict) -> list[str]:
         if missing:
             problems.append(f"{key}: every pretrained model needs its random-init control beside it; missing for "
                             f"{', '.join(missing)}")
+        alone = [f"{m} (ablates {MODELS[m].ablates})" for m in models if MODELS[m].ablates and MODELS[m].ablates not in models]
+        if alone:
+            problems.append(f"{key}: a model pretrained on labelled objects only needs the model it ablates beside it; "
+                            f"missing for {', '.join(alone)}")
     primary = config["comparison"]["primary"]
     for key in ("model", "control"):
         if primary[key] not in config["models"]:

@@ -8,7 +8,8 @@ config check need: which experiments train, which transfer, the dataset a model 
 pretrains) on, the experiment whose training split pretrains a dataset's encoder, every
 experiment that uses that encoder, and whose unlabelled objects it sees.
 
-The split vocabulary lives here too (:data:`SPLITS`, :data:`CALIBRATION`, :func:`split_sizes`),
+The split vocabulary lives here too (:data:`SPLITS`, :data:`CALIBRATION`, :data:`SOURCE_CALIBRATION`,
+:func:`split_sizes`),
 so that the config check and the split rule count objects the same way. Light on purpose: the
 Snakefile imports it.
 """
@@ -21,6 +22,11 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 #: The part of the validation split set aside for conformal calibration
 #: (:func:`sdssclr.samples.splits.carve_calibration`): no model is fitted or early-stopped on it.
 CALIBRATION = "calib"
+#: In an experiment that tests another experiment's models on another dataset (experiment 3), the
+#: parent's calibration objects: a labelled diagnostic of the shift between the datasets (sets
+#: calibrated on them carry no coverage guarantee on the test objects). Its ``calib`` objects are
+#: drawn from the test dataset's pool instead, disjoint from its test objects.
+SOURCE_CALIBRATION = "calib_source"
 
 
 def split_bounds(n: int, ratios) -> np.ndarray:

@@ -28,6 +28,12 @@ class ModelSpec:
     encoder_architecture: bool = False
     #: A pretrained model's random-init control: the same network and recipe from a random encoder.
     control: str = ""
+    #: What a pretrained model's encoder pretrains on: 'all' (labelled training and unlabelled
+    #: objects) or 'labelled' (the labelled training objects only).
+    pretraining: str = "all"
+    #: A model pretrained on labelled objects only names the model it ablates (the same model
+    #: pretrained on all objects): their difference is what the unlabelled objects add.
+    ablates: str = ""
 
 
 #: Every Table 1 model, in table order.
@@ -41,13 +47,17 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in (
     ModelSpec("linear-random", "Linear probe, random-init encoder (control)", "linear", encoder_architecture=True),
     ModelSpec("simclr-margformer", "SimCLR + MargFormer (fine-tuned)", "margformer", pretrained=True,
               control="margformer"),
+    ModelSpec("simclr-margformer-labelled", "SimCLR + MargFormer, pretrained on labelled objects only",
+              "margformer", pretrained=True, control="margformer", pretraining="labelled", ablates="simclr-margformer"),
     ModelSpec("margformer", "MargFormer, random init (control)", "margformer", encoder_architecture=True),
 )}
 
 #: Every pretrained model has its control, and every control is one model's.
 assert all(MODELS[s.control].encoder_architecture and MODELS[s.control].config_key == s.config_key
            for s in MODELS.values() if s.pretrained), "a pretrained model's control must share its config"
-CONTROLS: dict[str, str] = {s.control: s.name for s in MODELS.values() if s.pretrained}
+assert all(s.pretraining in ("all", "labelled") and (s.pretraining == "labelled") == bool(s.ablates)
+           and (not s.ablates or (MODELS[s.ablates].pretraining == "all" and MODELS[s.ablates].control == s.control))
+           for s in MODELS.values() if s.pretrained), "a labelled-only model ablates a model with the same control"
 
 #: Label of every table row: the models and their components.
 LABELS: dict[str, str] = {k: v for s in MODELS.values() for k, v in {s.name: s.label, **s.components}.items()}

@@ -256,3 +256,32 @@ def test_an_unreadable_checkpoint_is_named_and_the_run_starts_clean(tmp_path, ca
         load_checkpoint(bad)
     ckpt = RunCheckpoint(bad, "k")
     assert ckpt.state["done"] == {} and str(bad) in caplog.text
+
+
+def test_a_checkpoint_is_resumed_only_for_the_same_inputs_and_says_what_changed(tmp_path, caplog):
+    from sdssclr.learn.checkpoints import RunCheckpoint, array_hash, file_hash, run_key
+
+    stamps = np.random.default_rng(0).normal(size=(6, 5, 8, 8)).astype(np.float32)
+    enc = tmp_path / "encoder.pt"
+    enc.write_bytes(b"pretrained with temperature 0.2")
+
+    def key(stamps=stamps, ids=(3, 1, 2)):
+        return run_key(["simclr", {"lr": 1e-3}, "SG", 0], {"train": list(ids)},
+                       {"stamps and features": array_hash(stamps), "encoder": file_hash(enc)})
+
+    path = tmp_path / "checkpoint.pt"
+    RunCheckpoint(path, key()).finish("simclr head", {"w": torch.zeros(1)}, {"best_epoch": 3})
+    assert RunCheckpoint(path, key(ids=(1, 2, 3))).done("simclr head") is not None  # same objects, any order
+    # the encoder was pretrained again (another temperature): the head trained on the old one is discarded
+    enc.write_bytes(b"pretrained with temperature 0.5")
+    caplog.clear()
+    assert RunCheckpoint(path, key()).done("simclr head") is None
+    assert "changed: encoder" in caplog.text and str(path) in caplog.text
+    enc.write_bytes(b"pretrained with temperature 0.2")
+    # one pixel of one stamp differs (a stamp size or policy change keeps the objIDs)
+    moved = stamps.copy()
+    moved[2, 1, 4, 4] += 1.0
+    caplog.clear()
+    assert RunCheckpoint(path, key(stamps=moved)).done("simclr head") is None
+    assert "changed: stamps and features" in caplog.text
+    assert RunCheckpoint(path, key()).done("simclr head") is not None  # the original inputs still resume

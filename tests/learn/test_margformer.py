@@ -66,7 +66,7 @@ def test_the_control_is_the_pretrained_model_architecture_from_random_init(encod
     save_atomic({"encoder": enc.state_dict(), "encoder_name": encoder, "dim": enc.dim, "normalizer": norm.to_dict(),
                  "crop": 8, "seed": 0, "config": {}, "source": "synthetic"}, tmp_path / "encoder.pt")
     cfg = {"feature_scaling": "quantile", "dim": 16, "depth": 1, "heads": 2, "queries": 2, "dropout": 0.1, "lr": 1e-3,
-           "encoder_lr": 1e-4, "weight_decay": 0.05, "batch_size": 32, "head_epochs": 1, "max_epochs": 1, "patience": 1, "min_steps": 1}
+           "encoder_lr": [1e-4, 1e-3], "weight_decay": 0.05, "batch_size": 32, "head_epochs": 1, "max_epochs": 1, "patience": 1, "min_steps": 1}
     rng = np.random.default_rng(0)
     n = 60
     o = Objects(objid=np.arange(n), stamps=rng.normal(size=(n, 5, 10, 10)).astype(np.float32),
@@ -84,3 +84,35 @@ def test_the_control_is_the_pretrained_model_architecture_from_random_init(encod
     # ...but only one of them starts from the pretrained weights
     first = next(k for k in a if k.startswith("encoder."))
     assert not torch.equal(a[first], b[first])
+
+
+def test_the_encoder_learning_rate_is_chosen_on_validation_from_the_same_grid_for_both(tmp_path, caplog):
+    import logging
+    import re
+
+    from sdssclr.stamps.objects import Objects
+
+    enc = build_encoder("vit-small", 8)
+    norm = Normalizer("robust", [1.0] * 5, [0.0] * 5, [0.05] * 5)
+    save_atomic({"encoder": enc.state_dict(), "encoder_name": "vit-small", "dim": enc.dim, "normalizer": norm.to_dict(),
+                 "crop": 8, "seed": 0, "config": {}, "source": "synthetic"}, tmp_path / "encoder.pt")
+    grid = [1e-5, 1e-3, 3e-2]
+    cfg = {"feature_scaling": "quantile", "dim": 16, "depth": 1, "heads": 2, "queries": 1, "dropout": 0.1, "lr": 1e-3,
+           "encoder_lr": grid, "weight_decay": 0.05, "batch_size": 32, "head_epochs": 1, "max_epochs": 2, "patience": 1,
+           "min_steps": 1, "warmup_steps": 0}
+    rng = np.random.default_rng(1)
+    n = 90
+    o = Objects(objid=np.arange(n), stamps=rng.normal(size=(n, 5, 10, 10)).astype(np.float32),
+                features=rng.normal(size=(n, 24)).astype(np.float32), psf_fwhm_px=np.ones((n, 5), np.float32),
+                classes=np.array(["X"] * n), split=np.array(["train", "val", "test"] * 30),
+                labels=rng.integers(0, 2, n))
+    for name, extra in (("simclr-margformer", {}),
+                        ("margformer", {"encoder": {"name": "vit-small", "crop": 8, "normalization": "robust"}})):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="sdssclr.learn.classifiers"):
+            report = build(name, 2, dict(cfg, **extra)).fit(o, seed=0, encoder_path=tmp_path / "encoder.pt")
+        tried = {float(m.group(1)): float(m.group(2)) for m in re.finditer(
+            r"encoder learning rate ([0-9.e+-]+), best validation loss ([0-9.]+)", caplog.text)}
+        assert sorted(tried) == grid  # every value of the same grid, pretrained or not
+        assert report["encoder_lr"] == min(tried, key=tried.get)  # the lowest validation loss wins
+        assert report["end_to_end"]["best_val_loss"] == pytest.approx(tried[report["encoder_lr"]], abs=1e-4)

@@ -52,7 +52,7 @@ def test_resume_after_sigterm_matches_an_uninterrupted_run(tiny_run, tmp_path, c
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert np.array_equal(read_embeddings(tmp_path / "a" / "emb.parquet")[1],
                           read_embeddings(tmp_path / "b" / "emb.parquet")[1])
-    assert (tmp_path / "a" / "curve.tsv").read_text().split("\n")[0] == "epoch\tloss\tlr\timages_per_s\tknn_val_acc"
+    assert (tmp_path / "a" / "curve.tsv").read_text().split("\n")[0] == "epoch\tloss\tlr\timages_per_s\tview_sky_corr\tknn_val_acc"
 
 
 def test_checkpoint_of_another_config_is_ignored(tiny_run, tmp_path, cfg):

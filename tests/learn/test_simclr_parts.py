@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from sdssclr.learn.augment import (AugmentConfig, Augmenter, Normalizer, add_blur, add_noise, blur_radius, border_noise,
+                                   sky_correlation,
                                    center_crop, draw_targets, jitter_crop, redden, rot90_flip, rotate)
 from sdssclr.learn.encoders import ENCODERS, ResNetEncoder, build_encoder
 from sdssclr.learn.simclr import ProjectionHead, nt_xent
@@ -88,8 +89,27 @@ def test_noise_only_adds_and_keeps_colours_on_average():
     assert added == pytest.approx(math.sqrt(0.2**2 - own.mean().item() ** 2), rel=0.05)
     colours = lambda t: t.sum((0, 2, 3)) / t[:, 2].sum()  # noqa: E731 - band fluxes over r, whole batch
     assert torch.allclose(colours(y), colours(x), rtol=0.03)
-    # a target below the stamp's own noise adds nothing
+    # a target below the stamp's own noise adds nothing, unless fresh noise is asked for
     assert torch.equal(add_noise(x, own, torch.full((256, 5), 0.01), gen()), x)
+    fresh = add_noise(x, own, torch.full((256, 5), 0.01), gen(), min_fresh=2.0) - x
+    assert fresh[:, :, :4, :].std().item() == pytest.approx(2.0 * own.mean().item(), rel=0.05)
+
+
+def test_two_views_get_fresh_noise_and_their_sky_correlation_is_measured():
+    # pure-noise stamps (sigma 0.05) whose own noise is already the survey's level: without fresh
+    # noise the two views would be the same pixels (correlation 1)
+    x = torch.randn(256, 5, 32, 32, generator=gen(9)) * 0.05
+    own = border_noise(x)
+    fwhm = torch.full((256, 5), 3.0)
+    corr = {}
+    for fresh in (0.0, 1.0, 2.0):
+        aug = Augmenter(AugmentConfig(crop=28, blur=False, rot_flip=False, min_fresh_noise=fresh), own, fwhm)
+        a, b, corr[fresh] = aug.pair(x, own, fwhm, gen(3))
+        assert a.shape == b.shape == (256, 5, 28, 28)
+    assert corr[0.0] > 0.9  # only the scatter of the noise estimates adds anything
+    assert corr[1.0] == pytest.approx(0.5, abs=0.03) and corr[2.0] == pytest.approx(0.2, abs=0.03)  # 1/(1+f^2)
+    assert sky_correlation(x, x) == pytest.approx(1.0)
+    assert abs(sky_correlation(x, x.roll(1, 0))) < 0.02  # independent stamps
 
 
 def test_blur_only_adds_conserves_flux_and_widens():

@@ -29,11 +29,24 @@ def test_mondrian_sets_cover_every_class_and_marginal_sets_do_not():
     tab = coverage_table(sets, test_y, ["A", "B", "C"], alpha).set_index("class")
     for c in "ABC":
         n_cal = int((cal_y == "ABC".index(c)).sum())
-        assert abs(tab.loc[c, "coverage"] - 0.9) < tolerance(tab.loc[c, "n"], alpha, n_cal)
+        below, above = tolerance(tab.loc[c, "n"], alpha, n_cal)
+        assert -below < tab.loc[c, "coverage"] - 0.9 < above
     marginal = prediction_sets(test_p, thresholds(cal_p, cal_y, alpha, mondrian=False))
     tab_m = coverage_table(marginal, test_y, ["A", "B", "C"], alpha).set_index("class")
-    assert abs(tab_m.loc["all", "coverage"] - 0.9) < tolerance(len(test_y), alpha, len(cal_y))
-    assert tab_m.loc["C", "coverage"] < 0.9 - tolerance(tab_m.loc["C", "n"], alpha, len(cal_y))
+    below, above = tolerance(len(test_y), alpha, len(cal_y))
+    assert -below < tab_m.loc["all", "coverage"] - 0.9 < above
+    assert tab_m.loc["C", "coverage"] < 0.9 - tolerance(tab_m.loc["C", "n"], alpha, len(cal_y))[0]
+
+
+def test_the_tolerance_band_puts_the_finite_sample_excess_above_the_target_only():
+    # 1000 test objects, 99 calibration objects, alpha 0.1: spread 3 sqrt(0.09/1000 + 0.09/101) = 0.0940
+    below, above = tolerance(1000, 0.1, 99)
+    assert below == pytest.approx(3 * np.sqrt(0.09 / 1000 + 0.09 / 101), rel=1e-12)
+    assert above == pytest.approx(below + 1 / 100, rel=1e-12)
+    # three seeds' sets of the same 1000 objects are 1000 objects, not 3000
+    sets = np.ones((3000, 2), bool)
+    tab = coverage_table(sets, np.tile([0, 1], 1500), ["A", "B"], 0.1, objid=np.tile(np.arange(1000), 3))
+    assert tab.set_index("class").loc["all", "n"] == 1000
 
 
 def test_run_sets_calibrate_on_calib_rows_and_score_test_rows():
@@ -45,7 +58,7 @@ def test_run_sets_calibrate_on_calib_rows_and_score_test_rows():
                        "split": ["calib"] * 600 + ["test"] * 400, "r_mag": rng.uniform(18, 21, 1000)})
     for k, c in enumerate(names):
         df[f"m.p_{c}"] = np.r_[p_cal[:, k], p_test[:, k]]
-    labels, sets, mag, n_cal = run_sets(df, "m", names, 0.1)
+    labels, sets, mag, n_cal, _ = run_sets(df, "m", names, 0.1)
     assert n_cal.tolist() == np.bincount(y_cal, minlength=3).tolist()
     assert len(labels) == len(sets) == len(mag) == 400
     np.testing.assert_array_equal(sets, prediction_sets(p_test, thresholds(p_cal, y_cal, 0.1)))
@@ -83,6 +96,7 @@ def test_the_report_flags_a_class_whose_coverage_breaks_under_shift(tmp_path):
     assert "SYNTHETIC survey" in text
     exp1 = [ln for ln in text.splitlines() if ln.startswith("| exp1 | SGQ |")][0]
     exp3 = [ln for ln in text.splitlines() if ln.startswith("| exp3 | SGQ |")][0]
+    assert "| own dataset |" in exp1 and "| own dataset |" in exp3
     assert "!" not in exp1 and "STAR" in exp3 and exp3.split("STAR ")[1].split(",")[0].endswith("!")
     star3 = table[(table["experiment"] == "exp3") & (table["class"] == "STAR")].iloc[0]
     assert star3["below"] and star3["coverage"] < 0.8
@@ -107,5 +121,28 @@ def test_each_class_is_judged_with_its_own_calibration_count_when_a_class_has_no
     n_cal = np.bincount(y_cal, minlength=3)
     assert "STAR" not in table.index
     for k, c in ((1, "GALAXY"), (2, "QSO")):
-        assert table.loc[c, "tolerance"] == pytest.approx(tolerance(int(table.loc[c, "n"]), 0.1, int(n_cal[k])))
-    assert table.loc["all", "tolerance"] == pytest.approx(tolerance(len(y_test), 0.1, int(n_cal.min())))
+        assert table.loc[c, "tol_below"] == pytest.approx(tolerance(int(table.loc[c, "n"]), 0.1, int(n_cal[k]))[0])
+    assert table.loc["all", "tol_above"] == pytest.approx(tolerance(len(y_test), 0.1, int(n_cal.min()))[1])
+
+
+def test_experiment_3_is_calibrated_on_its_own_dataset_and_the_parents_calibration_is_a_shift_diagnostic(tmp_path):
+    from sdssclr.results.coverage import write_conformal_report
+
+    rng = np.random.default_rng(5)
+    names = ["STAR", "GALAXY", "QSO"]
+    p_src, y_src = constructed(3000, rng)  # the parent's (compact) calibration objects: easy
+    # the faint test dataset: every class as hard as class C, its own calibration objects likewise
+    p_cal, y_cal = constructed(3000, rng)
+    p_test, y_test = constructed(3000, rng)
+    for p in (p_cal, p_test):
+        p[:] = p * 0.4 + 0.6 / 3
+    write_run(tmp_path / "exp3" / "predictions.parquet", np.r_[p_src, p_cal, p_test], np.r_[y_src, y_cal, y_test],
+              ["calib_source"] * 3000 + ["calib"] * 3000 + ["test"] * 3000, names, experiment="exp3")
+    table = write_conformal_report([tmp_path / "exp3" / "predictions.parquet"], tmp_path / "c.md", tmp_path / "c.png",
+                                   models=["margnet"], alpha=0.1, mondrian=True, n_bins=3)
+    own = table[(table["calibration"] == "calib") & (table["class"] == "all")].iloc[0]
+    shift = table[(table["calibration"] == "calib_source") & (table["class"] == "all")].iloc[0]
+    assert not own["below"] and abs(own["coverage"] - 0.9) < 0.03  # exchangeable: the guarantee holds
+    assert shift["below"]  # calibrated on the easy parent objects, the faint sets are too small
+    text = (tmp_path / "c.md").read_text()
+    assert "| exp3 | SGQ | MargNet (ours) | own dataset |" in text and "shift diagnostic" in text

@@ -47,15 +47,34 @@ def test_too_small_pool_is_an_error_naming_the_class():
 
 
 def test_transfer_split_never_tests_on_training_objects():
-    parent = make_split(pool((400, 400, 400)), 300, [6, 1, 1], seed=0, experiment="exp1")
+    parent = make_split(pool((400, 400, 400)), 300, [6, 1, 1], seed=0, experiment="exp1", calibration_fraction=0.5)
     faint = pool((400, 400, 400)).iloc[::2]  # overlaps the parent's objIDs heavily
     exp3 = make_transfer_split(parent, faint, 30, seed=0, experiment="exp3")
     fit = set(parent.loc[parent["split"] != "test", "objID"])
     assert not fit & set(exp3.loc[exp3["split"] == "test", "objID"])
     assert (exp3.loc[exp3["split"] == "test", "class"].value_counts() == 30).all()
-    pd.testing.assert_frame_equal(exp3[exp3["split"] != "test"].reset_index(drop=True),
-                                  parent[parent["split"] != "test"].reset_index(drop=True))
+    # the parent's train/val as they were; its calibration objects kept as the shift diagnostic
+    kept = parent[parent["split"] != "test"].replace({"split": {"calib": "calib_source"}})
+    pd.testing.assert_frame_equal(exp3[exp3["split"] != "test"].reset_index(drop=True), kept.reset_index(drop=True))
     check_split(exp3, "exp3")
+
+
+def test_transfer_split_calibrates_on_its_own_dataset_never_on_a_test_object():
+    parent = make_split(pool((400, 400, 400)), 300, [6, 1, 1], seed=0, experiment="exp1", calibration_fraction=0.5)
+    faint = pool((400, 400, 400)).iloc[::2]
+    without = make_transfer_split(parent, faint, 30, seed=0, experiment="exp3")
+    exp3 = make_transfer_split(parent, faint, 30, seed=0, experiment="exp3", calibration_per_class=20)
+    cal = exp3[exp3["split"] == "calib"]
+    assert (cal["class"].value_counts() == 20).all() and len(cal) == 60
+    assert cal["objID"].isin(faint["objID"]).all()  # drawn from the test dataset's pool...
+    assert not cal["objID"].isin(exp3.loc[exp3["split"] != "calib", "objID"]).any()  # ...none a test or parent object
+    assert (exp3["split"] == "calib_source").sum() == (parent["split"] == "calib").sum() > 0
+    # the test objects do not depend on whether a calibration set is drawn
+    test = lambda s: sorted(s.loc[s["split"] == "test", "objID"])  # noqa: E731
+    assert test(exp3) == test(without)
+    check_split(exp3, "exp3")
+    with pytest.raises(SampleError, match="calibration pool"):
+        make_transfer_split(parent, faint, 30, seed=0, experiment="exp3", calibration_per_class=150)
 
 
 def test_check_split_catches_leakage_and_imbalance():

@@ -84,19 +84,23 @@ def test_the_workflow_pretrains_on_unlabelled_objects(tiny_run):
     index = pd.read_parquet(tiny_run / "stamps" / "index.parquet")
     assert (~index["labelled"]).sum() > 0 and index.loc[~index["labelled"], "class"].isna().all()
     for dataset, users in (("compact", ("exp1", "exp3")), ("faint_compact", ("exp2",))):
-        objects = pd.read_parquet(tiny_run / "pretrain" / dataset / "split2023" / "objects.parquet")
-        assert read_parquet_metadata(tiny_run / "pretrain" / dataset / "split2023" / "objects.parquet")["source"] == "synthetic"
+        objects = pd.read_parquet(tiny_run / "pretrain" / dataset / "split2023" / "all" / "objects.parquet")
+        assert read_parquet_metadata(tiny_run / "pretrain" / dataset / "split2023" / "all" / "objects.parquet")["source"] == "synthetic"
         train = exp["exp1" if dataset == "compact" else "exp2"]
         assert len(objects) > (train["split"] == "train").sum()  # more than the labelled training split
         for name in users:
             assert not set(objects["objID"]) & set(exp[name].loc[exp[name]["split"] == "test", "objID"])
         unl = objects.loc[objects["origin"] != "labelled_train", "objID"]
         assert len(unl) and not set(unl) & set(pd.concat(exp.values())["objID"])
+        # the labelled-only encoder's set: the labelled training objects of the same set, nothing else
+        only = pd.read_parquet(tiny_run / "pretrain" / dataset / "split2023" / "labelled" / "objects.parquet")
+        assert (only["origin"] == "labelled_train").all()
+        assert sorted(only["objID"]) == sorted(objects.loc[objects["origin"] == "labelled_train", "objID"])
     for dataset in ("compact", "faint_compact"):
-        objects = pd.read_parquet(tiny_run / "pretrain" / dataset / "split2023" / "objects.parquet")
+        objects = pd.read_parquet(tiny_run / "pretrain" / dataset / "split2023" / "all" / "objects.parquet")
         usable = objects["objID"].isin(index.loc[index["usable"], "objID"])
         n_labelled = int((usable & (objects["origin"] == "labelled_train")).sum())
-        log = (tiny_run / "logs" / f"pretrain_{dataset}_split2023_seed0.log").read_text()
+        log = (tiny_run / "logs" / f"pretrain_{dataset}_split2023_all_seed0.log").read_text()
         # the encoder really trains on its pretraining set, not on the labelled training split alone
         assert f"pretraining set: {int(usable.sum())} objects, {n_labelled} of them labelled" in log
         assert f"SimCLR: {int(usable.sum())} training stamps" in log

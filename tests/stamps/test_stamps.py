@@ -140,3 +140,42 @@ def test_plan_keeps_fields_whole_and_balances():
     assert (plan.groupby("field")["shard"].nunique() == 1).all()
     sizes = np.bincount(plan["shard"], minlength=3)
     assert sizes.max() - sizes.min() <= 7
+
+
+def test_the_index_refuses_a_shard_whose_stamps_are_gone_or_short(tmp_path):
+    from conftest import build_tiny_data
+    from sdssclr.stamps.shards import merge_index
+
+    build_tiny_data(tmp_path, n_objects=600, per_class=20)
+    stamps = tmp_path / "stamps"
+    args = ([stamps / "shard-0000.parquet"], tmp_path / "catalog.parquet", tmp_path / "again.parquet")
+    full = np.load(stamps / "shard-0000.npy")
+    np.save(stamps / "shard-0000.npy", full[:-1])  # a shard of one stamp fewer than its index
+    with pytest.raises(ValueError, match=rf"shard-0000\.npy holds {len(full) - 1} stamps but its index"):
+        merge_index(*args)
+    (stamps / "shard-0000.npy").unlink()  # e.g. lost to a full disk
+    with pytest.raises(FileNotFoundError, match=r"shard-0000\.npy: the stamps of shard index .* are missing"):
+        merge_index(*args)
+    assert not (tmp_path / "again.parquet").exists()
+
+
+def test_a_full_disk_while_assembling_is_named_and_leaves_nothing_that_looks_finished(field_dir, tmp_path,
+                                                                                     monkeypatch):
+    import errno
+
+    import sdssclr.stamps.shards as shards
+
+    root, _, objects = field_dir
+
+    def full_disk(fh, block):
+        fh.write(block[:1].tobytes())  # part of the shard reached the disk, then it was full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(shards, "write_block", full_disk)
+    with pytest.raises(OSError, match=r"shard 0: writing .*s\.npy failed \(No space left on device\)"):
+        cut_shard(objects, LocalFrames(root), tmp_path / "s.npy", tmp_path / "s.parquet")
+    assert not (tmp_path / "s.npy").exists() and not (tmp_path / "s.parquet").exists()
+    assert not list(tmp_path.glob(".s.npy*"))  # no temporary left behind
+    monkeypatch.undo()  # space freed: the rerun assembles from the fields already cut
+    index = cut_shard(objects, LocalFrames(root), tmp_path / "s.npy", tmp_path / "s.parquet")
+    assert len(index) == len(objects) and np.load(tmp_path / "s.npy").shape == (len(objects), 5, 32, 32)

@@ -95,6 +95,19 @@ def test_a_missing_field_is_skipped_flagged_and_counted(survey, tmp_path):
         with pytest.raises(MissingFrame, match=r"1 of 3 fields are missing, more than stamps.max_missing_fraction"):
             cut_shard(cat, fetcher(sas, tmp_path / "dl2"), tmp_path / "t.npy", tmp_path / "t.parquet",
                       max_missing_fraction=0.0)
+    # a small shard (3 fields) at the default fraction: the floor of 2 fields tolerates the gap
+    with SAS(frames) as sas:
+        sas.faults[name(keys[1], "i")] = ["404"]
+        index = cut_shard(cat, fetcher(sas, tmp_path / "dl3"), tmp_path / "u.npy", tmp_path / "u.parquet",
+                          max_missing_fraction=0.02)
+    assert index["flag_missing"].sum() == len(in_missing)
+
+
+def test_missing_fields_are_tolerated_as_a_fraction_with_a_floor():
+    from sdssclr.stamps.shards import missing_fields_allowed
+
+    assert missing_fields_allowed(30, 0.02) == 2 and missing_fields_allowed(500, 0.02) == 10
+    assert missing_fields_allowed(30, 0.0) == 0
 
 
 def test_a_missing_mirror_file_is_a_missing_field(survey, tmp_path):
@@ -177,6 +190,30 @@ def test_restart_after_a_crash_does_not_refetch_verified_frames(survey, tmp_path
     cut_shard(cat, LocalFrames(frames), tmp_path / "ref.npy", tmp_path / "ref.parquet")
     assert np.array_equal(np.load(tmp_path / "s.npy"), np.load(tmp_path / "ref.npy"))
     assert index["usable"].all()
+
+
+def test_parts_cut_before_the_positions_changed_are_cut_again(survey, tmp_path, caplog):
+    """A shard crashes after some fields; the export's positions then shift by 3 arcsec. The rerun
+    must not reuse the parts of the old positions: every field is cut again, and the shard equals a
+    clean cut of the new positions."""
+    frames, cat = survey
+    keys = sorted({key_of(cat, i) for i in range(len(cat))})
+    with SAS(frames) as sas:
+        sas.faults[name(keys[-1], "r")] = ["503"] * 10
+        with pytest.raises(FrameError):
+            cut_shard(cat, fetcher(sas, tmp_path / "dl", keep_frames=True, retries=1),
+                      tmp_path / "s.npy", tmp_path / "s.parquet", threads=1)
+        assert len(list((tmp_path / "s.parts").glob("field-*.npz"))) == len(keys) - 1
+        sas.faults.clear()
+        shifted = cat.assign(ra=cat["ra"] + 3.0 / 3600.0)
+        caplog.clear()
+        caplog.set_level("INFO", logger="sdssclr.stamps.shards")
+        cut_shard(shifted, fetcher(sas, tmp_path / "dl", keep_frames=True), tmp_path / "s.npy",
+                  tmp_path / "s.parquet", threads=1)
+    assert caplog.text.count("the plan changed") == len(keys) - 1
+    assert "0 already cut in an earlier attempt" in caplog.text
+    cut_shard(shifted, LocalFrames(frames), tmp_path / "ref.npy", tmp_path / "ref.parquet")
+    assert np.array_equal(np.load(tmp_path / "s.npy"), np.load(tmp_path / "ref.npy"))
 
 
 def test_streamed_run_deletes_frames_and_bounds_disk(survey, tmp_path):

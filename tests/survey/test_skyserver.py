@@ -214,6 +214,27 @@ def test_casjobs_export_with_bad_values_names_file_column_and_rows(tmp_path, cat
     assert str(path) in str(err.value)
 
 
+def test_an_export_listing_an_object_twice_or_a_column_twice_is_refused_naming_file_objids_and_rows(tmp_path,
+                                                                                                     catalog):
+    path = tmp_path / "export.csv"
+    cat = catalog.head(6).copy()
+    pd.concat([cat, cat.iloc[[2]]], ignore_index=True).to_csv(path, index=False)
+    with pytest.raises(CatalogError, match=rf"objIDs appear more than once \(e\.g\. \[{cat['objID'].iloc[2]}\]\) in "
+                                           r"rows 2, 6") as err:
+        read_catalog_file(path)
+    assert str(path) in str(err.value) and "two classes" not in str(err.value)
+    other = cat.iloc[[2]].assign(**{"class": "QSO" if cat["class"].iloc[2] != "QSO" else "STAR"})
+    pd.concat([cat, other], ignore_index=True).to_csv(path, index=False)
+    with pytest.raises(CatalogError, match="with two classes"):
+        read_catalog_file(path)
+    cat.assign(R=cat["r"]).to_csv(path, index=False)
+    with pytest.raises(CatalogError, match="columns that differ only in case: r, R"):
+        read_catalog_file(path)
+    # classes are matched as SkyServer's SQL matches them: case and trailing blanks do not count
+    cat.assign(**{"class": cat["class"].str.lower() + "  "}).to_csv(path, index=False)
+    assert (read_catalog_file(path)["class"] == cat["class"]).all()
+
+
 def test_float_typed_ids_are_refused(tmp_path, catalog):
     path = tmp_path / "export.parquet"
     catalog.head(5).astype({"objID": float}).to_parquet(path)

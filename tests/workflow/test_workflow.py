@@ -73,35 +73,47 @@ def test_pretraining_runs_in_the_dag(tiny_run):
     index = pd.read_parquet(tiny_run / "stamps" / "index.parquet")
     for dataset in ("compact", "faint_compact"):
         for seed in (0, 1):
-            out = tiny_run / "pretrain" / dataset / "split2023" / f"seed{seed}"
+            out = tiny_run / "pretrain" / dataset / "split2023" / "all" / f"seed{seed}"
             objid, emb = read_embeddings(out / "embeddings.parquet")
             assert set(objid) == set(index.loc[index["usable"], "objID"])
             assert emb.shape == (len(objid), 128) and np.isfinite(emb).all()
             curve = pd.read_csv(out / "curve.tsv", sep="\t")
-            assert list(curve.columns) == ["epoch", "loss", "lr", "images_per_s", "knn_val_acc"] and len(curve) == 2
+            assert list(curve.columns) == ["epoch", "loss", "lr", "images_per_s", "view_sky_corr", "knn_val_acc"] and len(curve) == 2
             assert curve["knn_val_acc"].between(0, 1).all()
             assert not (out / "checkpoint.pt").exists()
             assert read_parquet_metadata(out / "embeddings.parquet")["source"] == "synthetic"
-    a = read_embeddings(tiny_run / "pretrain" / "compact" / "split2023" / "seed0" / "embeddings.parquet")[1]
-    b = read_embeddings(tiny_run / "pretrain" / "compact" / "split2023" / "seed1" / "embeddings.parquet")[1]
-    assert not np.allclose(a, b)  # seeds differ
+    a = read_embeddings(tiny_run / "pretrain" / "compact" / "split2023" / "all" / "seed0" / "embeddings.parquet")[1]
+    b = read_embeddings(tiny_run / "pretrain" / "compact" / "split2023" / "all" / "seed1" / "embeddings.parquet")[1]
+    c = read_embeddings(tiny_run / "pretrain" / "compact" / "split2023" / "labelled" / "seed0" / "embeddings.parquet")[1]
+    assert not np.allclose(a, b) and not np.allclose(a, c)  # seeds differ, and so do the pretraining sets
+    # the two views' sky pixels share the stamp's own noise only: the fresh noise halves it or better
+    assert (pd.read_csv(tiny_run / "pretrain" / "compact" / "split2023" / "all" / "seed0" / "curve.tsv",
+                        sep="\t")["view_sky_corr"] < 0.6).all()
 
 
 @pytest.mark.slow
 def test_tables_are_complete_and_labelled(tiny_run):
     text = (tiny_run / "table1.md").read_text()
     assert "SYNTHETIC SURVEY, NOT SDSS DATA" in text and "Runs: 2 seed(s) (0, 1) x 1 split seed(s) (2023)" in text
-    assert text.index("## Primary endpoint") < text.index("## This workflow")
+    assert text.index("## Primary endpoint") < text.index("## What the unlabelled objects add") < text.index(
+        "## This workflow")
     from sdssclr.registry import LABELS
 
     for exp in ("exp1", "exp2", "exp3"):
         for task in ("SG", "SGQ"):
             for row in ("gbdt", "margnet", "margnet-ann", "margnet-cnn", "simclr", "twotower", "simclr-linear",
-                        "linear-random", "simclr-margformer", "margformer"):
+                        "linear-random", "simclr-margformer", "simclr-margformer-labelled", "margformer"):
                 assert f"| {exp} | {task} | {LABELS[row]} |" in text
     assert "nan" not in text.lower()
     exp3 = (tiny_run / "experiments" / "exp3.md").read_text()
     assert "| exp3 | SG |" in exp3 and "| exp1 |" not in exp3
+    # the encoder learning rate each image + feature model chose on the validation split, for both
+    # the pretrained model and its control; the probe's C
+    exp1 = (tiny_run / "experiments" / "exp1.md").read_text()
+    chosen = exp1[exp1.index("## Chosen on the validation split"):]
+    for model in ("simclr", "twotower", "simclr-margformer", "margformer"):
+        assert f"| exp1 | SGQ | {LABELS[model]} | `encoder_lr` |" in chosen
+    assert f"| exp1 | SG | {LABELS['simclr-linear']} | `C` |" in chosen
     assert "Label fraction" in (tiny_run / "label_efficiency.md").read_text()
     for png in ["label_efficiency.png", "figures/confusion_exp1_SGQ.png", "figures/confusion_exp3_SG.png"]:
         assert (tiny_run / png).read_bytes()[:4] == b"\x89PNG"
@@ -168,7 +180,11 @@ def test_operational_keys_rerun_nothing_and_a_cut_reruns_its_downstream(tiny_run
     # a second split seed draws its own samples, pretrains its own encoders and trains its own models
     two = planned(workdir, {"split_seeds": [2023, 7]})
     assert two["split"] == 3 and "pool" not in two and "synthetic_survey" not in two
-    assert two["pretrain"] == 8 and two["train"] == 2 * 2 * 8 * 2 * 2  # splits x exps x models x tasks x seeds
+    # (the stamps of the new split's objects rerun the stamp index, and with it the first split's work)
+    assert two["pretrain"] == 2 * 2 * 2 * 2  # splits x datasets x pretraining sets x seeds
+    assert two["train"] == 2 * 2 * 9 * 2 * 2  # splits x exps x models x tasks x seeds
+    # a faint cut redraws the faint+compact pool only: the compact pool gets only its own cuts
+    assert planned(workdir, {"cuts": {"faint_min_mag": 20.2}})["pool"] == 1
     # a cut changes the samples: everything downstream of the catalogue reruns, the survey does not
     cut = planned(workdir, {"cuts": {"compact_max_ratio": 0.45}})
     assert "synthetic_survey" not in cut

@@ -4,6 +4,7 @@ from sdssclr.config import scientific, validate
 from sdssclr.experiments import ExperimentGraph
 from sdssclr.registry import MODELS as REGISTERED_MODELS, spec
 from sdssclr.registry import model_config as registry_model_config
+from sdssclr.samples.cuts import cuts_of
 from sdssclr.workflow import export_package_path
 
 # A bad config stops here, before any job is scheduled, with the offending key named.
@@ -38,6 +39,7 @@ wildcard_constraints:
     task="SG|SGQ",
     model="|".join(sorted(REGISTERED_MODELS, key=len, reverse=True)),
     frac=r"[0-9.]+",
+    objects="all|labelled",
 
 
 def splits_of(experiments, split_seeds=None):
@@ -70,7 +72,7 @@ def pretrain_set_inputs(wildcards):
     inputs = {
         f"split_{name}": splits_of([name], [wildcards.split])[0] for name in EXPERIMENTS
     }
-    if config["unlabelled"]["per_field"] > 0 and config["pretrain"]["objects"] == "all":
+    if config["unlabelled"]["per_field"] > 0 and wildcards.objects == "all":
         for ds in GRAPH.unlabelled_datasets(wildcards.dataset):
             inputs[f"unlabelled_{ds}"] = rules.unlabelled.output[0].format(dataset=ds)
     return inputs
@@ -114,9 +116,20 @@ def pretrain_science():
     return scientific(config, "pretrain")
 
 
-def encoder_path(experiment, split, seed):
+def encoder_path(experiment, split, seed, objects="all"):
+    """The encoder an experiment's pretrained models use, pretrained on ``objects`` ('all':
+    labelled training and unlabelled objects; 'labelled': the labelled training objects only).
+    """
     return rules.pretrain.output.encoder.format(
-        dataset=GRAPH.dataset_of(experiment), split=split, seed=seed
+        dataset=GRAPH.dataset_of(experiment), split=split, seed=seed, objects=objects
+    )
+
+
+def pretrained(name):
+    """Output ``name`` (curve, embeddings) of the wildcards' encoder pretrained on all objects,
+    the one the figures and the similarity search show."""
+    return lambda wc: getattr(rules.pretrain.output, name).format(
+        dataset=wc.dataset, split=wc.split, seed=wc.seed, objects="all"
     )
 
 
@@ -129,8 +142,11 @@ def train_inputs(wildcards):
         "split": splits_of([experiment], [wildcards.split])[0],
         "index": rules.stamp_index.output[0],
     }
-    if spec(wildcards.model).pretrained:
-        inputs["encoder"] = encoder_path(experiment, wildcards.split, wildcards.seed)
+    model = spec(wildcards.model)
+    if model.pretrained:
+        inputs["encoder"] = encoder_path(
+            experiment, wildcards.split, wildcards.seed, model.pretraining
+        )
     return inputs
 
 

@@ -1,35 +1,35 @@
 rule pretrain_set:
-    """The objects one encoder pretrains on (labelled training + unlabelled), never a test object."""
+    """The objects one encoder pretrains on ('all': labelled training + unlabelled; 'labelled':
+    labelled training only), never a test object."""
     input:
         unpack(pretrain_set_inputs),
         index=rules.stamp_index.output[0],
     output:
-        "results/pretrain/{dataset}/split{split}/objects.parquet",
+        "results/pretrain/{dataset}/split{split}/{objects}/objects.parquet",
     log:
-        "results/logs/pretrain_set_{dataset}_split{split}.log",
+        "results/logs/pretrain_set_{dataset}_split{split}_{objects}.log",
     conda:
         "../../envs/data.yaml"
     params:
         experiments=config["experiments"],
-        objects=config["pretrain"]["objects"],
     script:
         "../scripts/pretrain_set.py"
 
 
 rule pretrain:
-    """SimCLR on one dataset's training stamps for one seed (GPU; resumes from its checkpoint)."""
+    """SimCLR on one dataset's pretraining set for one seed (GPU; resumes from its checkpoint)."""
     input:
         objects=rules.pretrain_set.output[0],
         split=pretrain_split,
         index=rules.stamp_index.output[0],
     output:
-        encoder="results/pretrain/{dataset}/split{split}/seed{seed}/encoder.pt",
-        curve="results/pretrain/{dataset}/split{split}/seed{seed}/curve.tsv",
-        embeddings="results/pretrain/{dataset}/split{split}/seed{seed}/embeddings.parquet",
+        encoder="results/pretrain/{dataset}/split{split}/{objects}/seed{seed}/encoder.pt",
+        curve="results/pretrain/{dataset}/split{split}/{objects}/seed{seed}/curve.tsv",
+        embeddings="results/pretrain/{dataset}/split{split}/{objects}/seed{seed}/embeddings.parquet",
     log:
-        "results/logs/pretrain_{dataset}_split{split}_seed{seed}.log",
+        "results/logs/pretrain_{dataset}_split{split}_{objects}_seed{seed}.log",
     benchmark:
-        "results/benchmarks/pretrain_{dataset}_split{split}_seed{seed}.tsv"
+        "results/benchmarks/pretrain_{dataset}_split{split}_{objects}_seed{seed}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 8

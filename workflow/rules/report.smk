@@ -60,7 +60,7 @@ rule predict:
 rule similarity_index:
     """The saved similarity-search index of one encoder's embeddings (python -m sdssclr similar)."""
     input:
-        rules.pretrain.output.embeddings,
+        pretrained("embeddings"),
     output:
         vectors="results/similarity/{dataset}/split{split}/seed{seed}/vectors.npy",
         objid="results/similarity/{dataset}/split{split}/seed{seed}/objid.npy",
@@ -77,7 +77,7 @@ rule similarity_index:
 rule pretrain_curve_plot:
     """Loss, learning rate, images/s and validation k-NN accuracy of one pretraining run."""
     input:
-        rules.pretrain.output.curve,
+        pretrained("curve"),
     output:
         report(
             "results/figures/pretrain_{dataset}_split{split}_seed{seed}.png",
@@ -99,7 +99,7 @@ rule pretrain_curve_plot:
 rule embedding_map:
     """t-SNE of an encoder's embeddings of its dataset's test objects, by class and by r magnitude."""
     input:
-        embeddings=rules.pretrain.output.embeddings,
+        embeddings=pretrained("embeddings"),
         split=pretrain_split,
     output:
         report(

@@ -11,7 +11,7 @@ rule pool:
     resources:
         mem_mb=8000,
     params:
-        cuts=config["cuts"],
+        cuts=lambda wildcards: cuts_of(wildcards.dataset, config["cuts"]),
     script:
         "../scripts/pool.py"
 
@@ -52,7 +52,7 @@ rule unlabelled:
     resources:
         mem_mb=8000,
     params:
-        cuts=config["cuts"],
+        cuts=lambda wildcards: cuts_of(wildcards.dataset, config["cuts"]),
         unlabelled=config["unlabelled"],
     script:
         "../scripts/unlabelled.py"

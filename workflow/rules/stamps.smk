@@ -45,10 +45,16 @@ rule stamp_shard:
 
 
 rule stamp_index:
-    """One Parquet index over all shards, with the catalogue columns and the stamp flags."""
+    """One Parquet index over all shards (each checked against its stamps), with the catalogue
+    columns and the stamp flags."""
     input:
         shards=expand(
             rules.stamp_shard.output.index, shard=[f"{k:04d}" for k in range(N_SHARDS)]
+        ),
+        # the stamps the index points into (checked; a missing shard is cut again)
+        stamps=expand(
+            rules.stamp_shard.output.stamps,
+            shard=[f"{k:04d}" for k in range(N_SHARDS)],
         ),
         catalog=CATALOG,
         photometric=PHOTOMETRIC,

@@ -37,7 +37,8 @@ else:
             "../../envs/data.yaml"
         params:
             data_release=config["survey"]["data_release"],
-            cuts=config["cuts"],
+            # the query selects the compact regime; the faint cuts are applied by the pool rule
+            cuts=cuts_of("compact", config["cuts"]),
         script:
             "../scripts/sdss_catalog.py"
 
@@ -55,7 +56,7 @@ else:
             "../../envs/data.yaml"
         params:
             data_release=config["survey"]["data_release"],
-            cuts=config["cuts"],
+            cuts=cuts_of("compact", config["cuts"]),
             unlabelled=config["unlabelled"],
         script:
             "../scripts/sdss_photometric.py"

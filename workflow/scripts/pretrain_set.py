@@ -11,6 +11,6 @@ with log_to(snakemake.log[0]):
         {k[len("split_"):]: v for k, v in inputs.items() if k.startswith("split_")},
         {k[len("unlabelled_"):]: v for k, v in inputs.items() if k.startswith("unlabelled_")},
         snakemake.input.index,
-        snakemake.params.objects,
+        snakemake.wildcards.objects,
         snakemake.output[0],
     )

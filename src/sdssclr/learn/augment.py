@@ -10,8 +10,9 @@ device; nothing loops over samples in Python.
 - :func:`rotate`: any-angle rotation about the stamp centre (bilinear, edge pixels extended as
   Keras' ``fill_mode='nearest'`` does), the augmentation of the MargNet CNN.
 - :func:`random_shift`: integer shifts of up to a given number of pixels, zero-filled.
-- :func:`add_noise`: per-band Gaussian noise that only *adds*: the quadrature difference between a
-  target noise level and the stamp's own noise (nothing when the stamp is already noisier).
+- :func:`add_noise`: per-band fresh Gaussian noise on every view: the quadrature difference between
+  a target noise level and the stamp's own noise, and never less than ``min_fresh`` times the
+  stamp's own noise, so no view keeps only the noise realisation it shares with its twin.
 - :func:`add_blur`: per-band Gaussian PSF blur that only *adds*: a Gaussian of the quadrature
   difference between a target seeing and the stamp's own (nothing when the stamp's own seeing is
   already worse). One grouped convolution whose kernel covers 3 sigma of the widest blur.
@@ -23,6 +24,11 @@ each band from a different object would blur one band to 2" while another stays 
 the colours at the centre of a point source by more than a magnitude. Blurring smooths the noise,
 so the stamp's own noise is measured again after the blur, before noise is added.
 No colour jitter and no grayscale: colours separate stars from quasars.
+
+The two views of a stamp share its own noise; only the fresh noise differs. Their sky pixels
+correlate at about ``1 / (1 + min_fresh^2)`` or less (0.5 at the default 1.0, 0.2 at 2.0), and
+:meth:`Augmenter.pair` measures it (:func:`sky_correlation`) so that pretraining logs it: a high
+value says the contrastive loss can match the shared noise instead of the source.
 
 :class:`Normalizer` maps fluxes to network inputs (per-band ``arcsinh`` or ``robust`` scaling)
 with statistics from the training split only; it is stored with the checkpoint.
@@ -41,10 +47,7 @@ from ..bands import BANDS, EXTINCTION_COEFF, FWHM_TO_SIGMA
 
 def border_noise(x: torch.Tensor, width: int = 4) -> torch.Tensor:
     """(N, C) robust noise estimate: 1.4826 x MAD of each band's outer ``width``-pixel frame."""
-    n, c, h, w = x.shape
-    mask = torch.ones(h, w, dtype=torch.bool, device=x.device)
-    mask[width:h - width, width:w - width] = False
-    ring = x[:, :, mask]
+    ring = border_ring(x, width)
     med = ring.median(dim=-1, keepdim=True).values
     return 1.4826 * (ring - med).abs().median(dim=-1).values
 
@@ -93,12 +96,30 @@ def draw_targets(n: int, pools: tuple[torch.Tensor, ...], gen: torch.Generator) 
 
 
 def add_noise(x: torch.Tensor, own_sigma: torch.Tensor, target_sigma: torch.Tensor,
-              gen: torch.Generator) -> torch.Tensor:
+              gen: torch.Generator, min_fresh: float = 0.0) -> torch.Tensor:
     """Add Gaussian noise so that each band's noise reaches ``target_sigma`` (N, C) where it is
-    below it; ``own_sigma`` (N, C) is the stamp's own noise."""
-    extra = torch.sqrt(torch.clamp(target_sigma**2 - own_sigma**2, min=0.0))
+    below it, and at least ``min_fresh`` x ``own_sigma`` (N, C, the stamp's own noise) everywhere."""
+    extra = torch.sqrt(torch.clamp(torch.maximum(target_sigma**2 - own_sigma**2, (min_fresh * own_sigma) ** 2),
+                                   min=0.0))
     noise = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
     return x + noise * extra[:, :, None, None].to(x.dtype)
+
+
+def border_ring(x: torch.Tensor, width: int = 4) -> torch.Tensor:
+    """(N, C, P) the pixels of each band's outer ``width``-pixel frame (the sky around the object)."""
+    h, w = x.shape[-2:]
+    mask = torch.ones(h, w, dtype=torch.bool, device=x.device)
+    mask[width:h - width, width:w - width] = False
+    return x[:, :, mask]
+
+
+def sky_correlation(a: torch.Tensor, b: torch.Tensor, width: int = 4) -> float:
+    """Mean over stamps and bands of the Pearson correlation between the sky pixels (outer
+    ``width``-pixel frame) of two aligned views ``a`` and ``b`` (N, C, H, W) of the same stamps."""
+    ra, rb = border_ring(a.float(), width), border_ring(b.float(), width)
+    ra, rb = ra - ra.mean(-1, keepdim=True), rb - rb.mean(-1, keepdim=True)
+    denom = torch.sqrt((ra * ra).sum(-1) * (rb * rb).sum(-1)).clamp(min=1e-30)
+    return float(((ra * rb).sum(-1) / denom).mean())
 
 
 def gaussian_kernels(sigma: torch.Tensor, radius: int) -> torch.Tensor:
@@ -170,10 +191,12 @@ class AugmentConfig:
     noise: bool = True
     blur: bool = True
     reddening_max_ebv: float = 0.0
+    min_fresh_noise: float = 1.0
 
 
 class Augmenter:
-    """Applies the configured chain to a batch: redden -> blur -> noise -> rot/flip -> crop.
+    """Applies the configured chain to a batch: redden -> blur -> noise -> rot/flip -> crop; each
+    call draws its own targets and noise (:meth:`pair` makes the two views of a batch).
 
     ``noise_pool`` and ``fwhm_pool_px`` (M, C) are the training objects' per-band noise and seeing,
     row-aligned: the blur and noise targets of a sample are one row of both."""
@@ -186,7 +209,8 @@ class Augmenter:
         self.noise_pool = noise_pool
         self.fwhm_pool = fwhm_pool_px
 
-    def __call__(self, x, own_sigma, own_fwhm_px, gen):
+    def photometric(self, x, own_sigma, own_fwhm_px, gen):
+        """Reddening, blur and noise: the same stamp as observed in another field, still aligned."""
         c = self.config
         if c.reddening_max_ebv > 0:
             x = redden(x, c.reddening_max_ebv, gen)
@@ -195,10 +219,23 @@ class Augmenter:
             x = add_blur(x, own_fwhm_px, target_fwhm)
             own_sigma = border_noise(x)  # the blur smoothed the stamp's own noise
         if c.noise:
-            x = add_noise(x, own_sigma, target_sigma, gen)
-        if c.rot_flip:
+            x = add_noise(x, own_sigma, target_sigma, gen, c.min_fresh_noise)
+        return x
+
+    def geometric(self, x, gen):
+        if self.config.rot_flip:
             x = rot90_flip(x, gen)
-        return jitter_crop(x, c.crop, gen)
+        return jitter_crop(x, self.config.crop, gen)
+
+    def __call__(self, x, own_sigma, own_fwhm_px, gen):
+        return self.geometric(self.photometric(x, own_sigma, own_fwhm_px, gen), gen)
+
+    def pair(self, x, own_sigma, own_fwhm_px, gen):
+        """The two views of a batch, and the correlation of their sky pixels before the geometric
+        steps move them apart (:func:`sky_correlation`)."""
+        a = self.photometric(x, own_sigma, own_fwhm_px, gen)
+        b = self.photometric(x, own_sigma, own_fwhm_px, gen)
+        return self.geometric(a, gen), self.geometric(b, gen), sky_correlation(a, b)
 
 
 @dataclass

@@ -4,7 +4,10 @@ One mechanism for pretraining and the supervised runs: :class:`RunCheckpoint` ke
 stages of a run (MargNet trains three networks in turn) and the progress of the stage under way,
 in one file beside the run's outputs, and is resumed only when its key matches. The key
 (:func:`run_key`) hashes what the run computes from: its scientific identity (model or
-pretraining configuration, task, seed, label budget) and the exact objects it trains on.
+pretraining configuration, task, seed, label budget), the exact objects it trains on, and the
+content it reads (stamp pixels, features, the pretrained encoder's file: :func:`array_hash`,
+:func:`file_hash`), so a checkpoint written before any of its inputs changed is discarded, with
+a log line naming what changed, instead of being resumed into a model of the old inputs.
 """
 
 from __future__ import annotations
@@ -22,14 +25,42 @@ from ..io import atomic_path
 log = logging.getLogger(__name__)
 
 
-def run_key(identity, objids: dict) -> str:
-    """What a checkpoint must have been written for to be resumed: ``identity`` (any JSON-able
-    description of the run: configuration, task, seed...) and, per name, the exact set of objIDs
-    (order does not matter)."""
-    ids = {name: hashlib.sha256(np.sort(np.asarray(v, dtype=np.int64)).tobytes()).hexdigest()
-           for name, v in objids.items()}
-    blob = json.dumps([identity, ids], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+def array_hash(*arrays) -> str:
+    """SHA-256 of the dtypes, shapes and bytes of ``arrays`` (the content a run reads)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.reshape(-1).view(np.uint8))
+    return h.hexdigest()
+
+
+def file_hash(path, chunk: int = 1 << 22) -> str:
+    """SHA-256 of a file's bytes (a pretrained encoder a supervised run builds on)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def run_key(identity, objids: dict, content: dict | None = None) -> dict[str, str]:
+    """What a checkpoint must have been written for to be resumed, part by part: ``identity``
+    (any JSON-able description of the run: configuration, task, seed...), per name the exact set
+    of objIDs (order does not matter), and per name the hash of content the run reads
+    (:func:`array_hash`, :func:`file_hash`)."""
+    parts = {"configuration": hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()}
+    parts |= {f"objects {name}": hashlib.sha256(np.sort(np.asarray(v, dtype=np.int64)).tobytes()).hexdigest()
+              for name, v in objids.items()}
+    parts |= {name: str(v) for name, v in (content or {}).items()}
+    return parts
+
+
+def key_of(parts) -> str:
+    """The single key string of :func:`run_key`'s parts (a plain string is its own key)."""
+    if isinstance(parts, str):
+        return parts
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def save_atomic(obj, path) -> None:
@@ -66,9 +97,11 @@ class RunCheckpoint:
     run starts clean.
     """
 
-    def __init__(self, path, key: str, interval_s: float = 600.0):
+    def __init__(self, path, key, interval_s: float = 600.0):
+        parts = key if isinstance(key, dict) else {}
+        key = key_of(key)
         self.path, self.key, self.interval_s = Path(path), key, interval_s
-        self.state = {"key": key, "done": {}, "current": None}
+        self.state = {"key": key, "parts": parts, "done": {}, "current": None}
         if self.path.exists():
             try:
                 saved = load_checkpoint(self.path)
@@ -80,8 +113,10 @@ class RunCheckpoint:
                     self.state = saved
                     log.info("%s: resuming (finished stages: %s)", self.path, ", ".join(saved["done"]) or "none")
                 else:
-                    log.warning("%s: written for another configuration or other objects; starting from scratch",
-                                self.path)
+                    old = saved.get("parts") or {}
+                    changed = sorted(k for k in set(parts) | set(old) if parts.get(k) != old.get(k))
+                    log.warning("%s: written for other inputs (changed: %s); discarded, starting from scratch",
+                                self.path, ", ".join(changed) or "the run's identity")
 
     def done(self, stage: str) -> dict | None:
         return self.state["done"].get(stage)

@@ -25,6 +25,7 @@ The models (in the table order of :data:`sdssclr.registry.MODELS`):
 - ``simclr-linear``: logistic regression on the frozen pretrained embedding and the features.
 - ``simclr-margformer``: the seed project's model, the pretrained encoder's image tokens queried by
   the features through cross-attention, fine-tuned.
+- ``simclr-margformer-labelled``: the same on an encoder pretrained on labelled objects only.
 - ``margformer``: the same network from random initialisation (the control of
   ``simclr-margformer``).
 
@@ -34,6 +35,7 @@ schema and tables read; each class here attaches to one of those names.
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import ClassVar
 
@@ -370,8 +372,11 @@ class ImageAndFeatures(Classifier):
     1. the head (photometric tower, fusion or cross-attention, classifier) alone on the frozen
        encoder, for up to ``head_epochs`` epochs (0 skips it): the photometry gets the many cheap
        steps it needs while the image features stay as they are (linear-probe-then-fine-tune);
-    2. everything end to end for up to ``max_epochs``: a pretrained encoder at ``encoder_lr``, the
-       rest at ``lr``; a randomly initialised encoder has nothing to preserve and learns at ``lr``.
+    2. everything end to end for up to ``max_epochs``, the head at ``lr`` and the encoder at each
+       learning rate of the ``encoder_lr`` grid in turn, every one from the same head-trained
+       network with the same budget; the one with the lowest validation loss is kept (reported as
+       ``encoder_lr``). Pretrained and random-init encoders get the same grid: no recipe differs
+       by fiat between a model and its control.
 
     AdamW with weight decay on weights only, early stopping on the validation loss in each phase.
     Training views are rot90/flips of the stamp and a jittered crop (the crop of pretraining);
@@ -422,11 +427,22 @@ class ImageAndFeatures(Classifier):
                     name=f"{self.name} head", **common)
             self.net.freeze_encoder(False)
             report["head"] = summary(r)
-        groups = [{"params": list(self.net.encoder.parameters()), "lr": c["encoder_lr"] if pretrained else c["lr"]},
-                  {"params": head, "lr": c["lr"]}]
-        r = fit(self.net, **data, schedule=Schedule.from_config(c), seed=seed + 1, param_groups=groups,
-                name=self.name, **common)
+        start = copy.deepcopy(self.net.state_dict())
+        best = None
+        for lr in c["encoder_lr"]:  # the same grid and budget for a pretrained encoder and a random one
+            self.net.load_state_dict(start)
+            groups = [{"params": list(self.net.encoder.parameters()), "lr": lr}, {"params": head, "lr": c["lr"]}]
+            r = fit(self.net, **data, schedule=Schedule.from_config(c), seed=seed + 1, param_groups=groups,
+                    name=f"{self.name} encoder_lr={lr:g}", **common)
+            log.info("%s: encoder learning rate %g, best validation loss %.4f", self.name, lr, r["best_val_loss"])
+            if best is None or r["best_val_loss"] < best[1]["best_val_loss"]:
+                best = (lr, r, copy.deepcopy(self.net.state_dict()))
+        lr, r, state = best
+        self.net.load_state_dict(state)
+        log.info("%s: encoder learning rate %g chosen on the validation split (%s encoder)", self.name, lr,
+                 "pretrained" if pretrained else "random-init")
         report["end_to_end"] = summary(r)
+        report["encoder_lr"] = float(lr)
         return report
 
     def predict_proba(self, objs):
@@ -474,6 +490,14 @@ class SimCLRMargFormer(ImageAndFeatures):
         c = self.cfg
         return MargFormer(encoder, self.n_classes, self.crop, dim=c["dim"], depth=c["depth"], heads=c["heads"],
                           queries=c["queries"], dropout=c["dropout"])
+
+
+class SimCLRMargFormerLabelled(SimCLRMargFormer):
+    """``simclr-margformer`` on an encoder pretrained on the labelled training objects only (the
+    workflow gives it that encoder): beside ``simclr-margformer`` it shows what the unlabelled
+    objects add."""
+
+    spec = MODELS["simclr-margformer-labelled"]
 
 
 class TwoTowerControl(SimCLRFineTune):
@@ -571,7 +595,7 @@ class LinearControl(SimCLRLinear):
 #: The implementation of every model of :data:`sdssclr.registry.MODELS`.
 IMPLEMENTATIONS: dict[str, type[Classifier]] = {
     cls.spec.name: cls for cls in (GBDT, MargNet, SimCLRFineTune, TwoTowerControl, SimCLRLinear, LinearControl,
-                                   SimCLRMargFormer, MargFormerControl)}
+                                   SimCLRMargFormer, SimCLRMargFormerLabelled, MargFormerControl)}
 assert list(IMPLEMENTATIONS) == list(MODELS), "every registered model needs exactly one implementation"
 
 

@@ -12,10 +12,11 @@ the augmentations from a generator seeded by (seed, e, rank) whose state is chec
 run interrupted at any step and resumed reproduces the uninterrupted run exactly on CPU.
 Checkpoints (:class:`~sdssclr.learn.checkpoints.RunCheckpoint`, atomic) are written every
 ``checkpoint_every`` epochs and on SIGTERM; a rerun resumes from the last one when its key
-matches (scientific configuration, seed and pretraining objects).
+matches (scientific configuration, seed, pretraining objects and their stamps' pixels).
 
 Outputs: the encoder checkpoint (weights, architecture, normaliser, crop), the training curve
-(loss, learning rate, images/s per epoch) and the embeddings of every usable object.
+(loss, learning rate, images/s, the sky-pixel correlation of the two views and the k-NN monitor
+per epoch) and the embeddings of every usable object.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from ..config import OPERATIONAL
 from ..io import atomic_path, data_source, log_to
 from ..stamps.objects import Objects, iter_usable_shards, load_by_objid, load_objects
 from .augment import AugmentConfig, Augmenter, Normalizer, border_noise, center_crop
-from .checkpoints import RunCheckpoint, load_checkpoint, run_key, save_atomic
+from .checkpoints import RunCheckpoint, array_hash, load_checkpoint, run_key, save_atomic
 from .encoders import build_encoder
 from .engine import Preempted, Preemption, autocast, cosine_with_warmup, distributed, make_optimizer, resolve_device, \
     seed_everything
@@ -136,7 +137,10 @@ def pretrain(split_path, index_path, out_encoder, out_curve, out_embeddings, *, 
     log.info("pretraining set: %d objects, %d of them labelled training objects", len(train),
              int(np.isin(train.objid, labelled.objid).sum()))
     science = {k: v for k, v in cfg.items() if k not in OPERATIONAL_KEYS}
-    checkpoint = RunCheckpoint(checkpoint_path, run_key(["simclr", science, seed], {"pretrain": train.objid}))
+    # resumed only for the same configuration, objects and pixels (a stamp size or policy change
+    # keeps the objIDs but not the stamps)
+    checkpoint = RunCheckpoint(checkpoint_path, run_key(["simclr", science, seed], {"pretrain": train.objid},
+                                                        {"stamps": array_hash(train.stamps)}))
     monitor = KnnMonitor(labelled, load_objects(split_path, index_path, splits=["val"]), seed)
     n = len(train)
     stamps = torch.from_numpy(train.stamps).to(device)
@@ -162,7 +166,7 @@ def pretrain(split_path, index_path, out_encoder, out_curve, out_embeddings, *, 
     optimizer = make_optimizer(model, cfg["optimizer"], cfg["lr"], cfg["weight_decay"], cfg["momentum"])
     scheduler = cosine_with_warmup(optimizer, cfg["epochs"] * steps_per_epoch, cfg["warmup_epochs"] * steps_per_epoch)
 
-    start_epoch, start_step, history, aug_state, running = 0, 0, [], None, (0.0, 0, 0.0)
+    start_epoch, start_step, history, aug_state, running = 0, 0, [], None, (0.0, 0, 0.0, 0.0, 0)
     resumed = checkpoint.progress(STAGE)
     if resumed is not None:
         (model.module if world > 1 else model).load_state_dict(resumed["model"])
@@ -192,17 +196,17 @@ def pretrain(split_path, index_path, out_encoder, out_curve, out_embeddings, *, 
                 first = start_step
                 gen.set_state(aug_state)
             else:
-                running = (0.0, 0, 0.0)
+                running = (0.0, 0, 0.0, 0.0, 0)
             model.train()
-            loss_sum, seen, busy = running
+            loss_sum, seen, busy, corr_sum, steps = running
             bar = tqdm(range(first, steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg['epochs']}", mininterval=10,
                        disable=rank != 0)
             for step in bar:
                 t0 = time.perf_counter()
                 idx = order[step * batch + rank * local: step * batch + (rank + 1) * local].to(device)
                 x, sig, fw = stamps[idx], own_sigma[idx], own_fwhm[idx]
-                v = torch.cat([augment(x, sig, fw, gen), augment(x, sig, fw, gen)])
-                v = normalizer(v)
+                a, b, corr = augment.pair(x, sig, fw, gen)
+                v = normalizer(torch.cat([a, b]))
                 if device.type == "cuda":
                     v = v.contiguous(memory_format=torch.channels_last)
                 with autocast(device):
@@ -217,20 +221,23 @@ def pretrain(split_path, index_path, out_encoder, out_curve, out_embeddings, *, 
                 busy += time.perf_counter() - t0
                 loss_sum += loss.item() * local
                 seen += local
+                corr_sum, steps = corr_sum + corr, steps + 1
                 if on_step is not None:
                     on_step(epoch, step)
                 if preempt.requested:
-                    save_progress(epoch, step + 1, gen, (loss_sum, seen, busy))
+                    save_progress(epoch, step + 1, gen, (loss_sum, seen, busy, corr_sum, steps))
                     log.warning("checkpointed at epoch %d step %d; exiting for preemption", epoch, step + 1)
                     raise Preempted()
             row = {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "lr": scheduler.get_last_lr()[0],
                    "images_per_s": 2 * seen * world / max(busy, 1e-9),
+                   "view_sky_corr": corr_sum / max(steps, 1),
                    "knn_val_acc": monitor(encoder, normalizer, cfg["augment"]["crop"], device) if rank == 0 else np.nan}
             history.append(row)
-            log.info("epoch %d: loss %.4f lr %.4g %.0f images/s, k-NN validation accuracy %.3f", row["epoch"],
-                     row["loss"], row["lr"], row["images_per_s"], row["knn_val_acc"])
+            log.info("epoch %d: loss %.4f lr %.4g %.0f images/s, sky correlation of the two views %.3f, k-NN "
+                     "validation accuracy %.3f", row["epoch"], row["loss"], row["lr"], row["images_per_s"],
+                     row["view_sky_corr"], row["knn_val_acc"])
             if (epoch + 1) % cfg["checkpoint_every"] == 0 and epoch + 1 < cfg["epochs"]:
-                save_progress(epoch + 1, 0, None, (0.0, 0, 0.0))
+                save_progress(epoch + 1, 0, None, (0.0, 0, 0.0, 0.0, 0))
 
     if rank == 0:
         source = data_source(split_path)

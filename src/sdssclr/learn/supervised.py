@@ -19,12 +19,12 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from ..catalog import TASK_CLASSES
-from ..experiments import CALIBRATION
+from ..experiments import CALIBRATION, SOURCE_CALIBRATION
 from ..io import read_parquet_metadata, write_json_atomic
 from ..registry import spec
 from ..samples.splits import rng_for
 from ..stamps.objects import Objects, load_objects
-from .checkpoints import RunCheckpoint, load_checkpoint, run_key, save_atomic
+from .checkpoints import RunCheckpoint, array_hash, file_hash, load_checkpoint, run_key, save_atomic
 from .classifiers import build, restore
 from .engine import resolve_device, seed_everything
 from .metrics import classification_metrics
@@ -72,8 +72,12 @@ def run_training(split_path, index_path, model_name: str, task: str, seed: int, 
     log.info("%s %s %s seed %d: %d training and %d validation objects (label fraction %g), device %s",
              experiment, task, model_name, seed, counts["train"], counts["val"], fraction, device)
     clf = build(model_name, len(TASK_CLASSES[task]), cfg, device)
+    # resumed only for the same objects, pixels, features and encoder (hashed in place, no copy)
+    content = {"stamps and features": array_hash(objs.stamps, objs.features)}
+    if encoder_path is not None:
+        content["encoder"] = file_hash(encoder_path)
     key = run_key([model_name, cfg, task, seed, fraction],
-                  {s: objs.objid[objs.split == s] for s in ("train", "val")})
+                  {s: objs.objid[objs.split == s] for s in ("train", "val")}, content)
     checkpoint = RunCheckpoint(Path(out_model).with_name("checkpoint.pt"), key)
     with threadpool_limits(max(1, threads)):  # scikit-learn's OpenMP/BLAS threads: the job's own
         report = clf.fit(objs, seed, encoder_path=encoder_path, checkpoint=checkpoint)
@@ -97,16 +101,20 @@ def run_training(split_path, index_path, model_name: str, task: str, seed: int, 
 
 def evaluate_run(model_path, split_path, index_path, out_metrics, out_predictions, *, experiment: str,
                  device: str = "auto") -> dict:
-    """Evaluate a saved model on a split's test objects (experiment 3: experiment 1's models)."""
+    """Evaluate a saved model on a split's test objects (experiment 3: experiment 1's models), and
+    give the probabilities of its calibration objects (``calib``, drawn from the test dataset) and
+    of the parent's (``calib_source``)."""
     state = load_checkpoint(model_path)
     clf = restore(state, resolve_device(device))
-    objs = load_objects(split_path, index_path, task=state["task"], splits=["test", CALIBRATION])
+    objs = load_objects(split_path, index_path, task=state["task"], splits=["test", CALIBRATION, SOURCE_CALIBRATION])
     split_seed = split_seed_of(split_path)
     if split_seed != state.get("split_seed"):
         raise ValueError(f"{model_path} was trained on split seed {state.get('split_seed')}, but {split_path} "
                          f"is split seed {split_seed}")
+    # both calibration sets: the test dataset's own, and the parent's (the shift diagnostic)
     return score_run(clf, state, objs.subset(objs.split == "test"), out_metrics, out_predictions,
-                     experiment=experiment, calibration=objs.subset(objs.split == CALIBRATION))
+                     experiment=experiment,
+                     calibration=objs.subset(np.isin(objs.split, [CALIBRATION, SOURCE_CALIBRATION])))
 
 
 def split_seed_of(split_path) -> int:

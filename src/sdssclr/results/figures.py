@@ -43,7 +43,7 @@ GALLERY_PER_CLASS = 6
 def plot_pretrain_curve(curve_tsv, out_png, title: str, source: str = "") -> None:
     plt = pyplot()
     c = pd.read_csv(curve_tsv, sep="\t")
-    cols = [k for k in ("loss", "lr", "images_per_s", "knn_val_acc") if k in c.columns]
+    cols = [k for k in ("loss", "lr", "images_per_s", "view_sky_corr", "knn_val_acc") if k in c.columns]
     fig, axes = plt.subplots(1, len(cols), figsize=(3.4 * len(cols), 3.0), squeeze=False)
     for ax, k in zip(axes[0], cols):
         ax.plot(c["epoch"], c[k], marker=".")

@@ -7,7 +7,7 @@ scikit-learn's exact brute-force :class:`~sklearn.neighbors.NearestNeighbors` (o
 cosine similarity is a dot product; at a million 512-d objects one query is a ~2 GB scan of
 about 0.4 s on 2 cores, see ``benchmarks/similarity.py``). The command line::
 
-    python -m sdssclr similar OBJID --k 20 [--index results/similarity/compact/seed0]
+    python -m sdssclr similar OBJID --k 20 [--index results/similarity/compact/split2023/seed0]
 
 prints the neighbours with their spectroscopic class where known, and writes a gri stamp gallery.
 """

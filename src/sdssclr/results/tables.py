@@ -5,7 +5,9 @@ seed's sample; each row gives the mean and sample standard deviation (ddof=1) ov
 in percent ("n/a" with one run), and its accuracy difference to the baseline (MargNet) with an
 interval over test objects, seeds and split seeds (:func:`sdssclr.results.stats.run_difference`).
 Table 1 opens with the primary endpoint (``comparison.primary``: a pretrained model against its
-random-init control) and a verdict per experiment x task computed from that interval. The
+random-init control) and a verdict per experiment x task computed from that interval, then what
+the unlabelled objects add (a model against the same model pretrained on labelled objects only);
+it closes with the hyper-parameters each run chose on its validation split. The
 reference rows of :mod:`sdssclr.results.published` are printed under their own names with their
 sources. A missing run is an error naming it, never a silent gap; a table mixing data sources is
 refused.
@@ -24,7 +26,7 @@ import pandas as pd
 from ..io import write_text_atomic
 from ..learn.metrics import METRICS
 from ..learn.runfiles import read_predictions
-from ..registry import LABELS, row_names
+from ..registry import LABELS, MODELS, row_names
 from .published import PUBLISHED, citation
 from .stats import Difference, conditional_on, run_difference
 
@@ -33,6 +35,11 @@ log = logging.getLogger(__name__)
 
 class MissingRunError(FileNotFoundError):
     pass
+
+
+#: Hyper-parameters a run chooses on its validation split, shown in the tables: the encoder
+#: learning rate of the image + feature models and the linear probe's inverse regularisation C.
+CHOSEN = ("encoder_lr", "C")
 
 
 def collect(paths) -> pd.DataFrame:
@@ -48,9 +55,11 @@ def collect(paths) -> pd.DataFrame:
         common = {k: m[k] for k in ("experiment", "task", "seed", "split_seed", "source")} | {
             "n_train": m.get("n_train"), "n_val": m.get("n_val"), "label_fraction": m.get("label_fraction", 1.0),
             "run": str(p.parent)}
+        chosen = {k: v for k, v in (m.get("training") or {}).items() if k in CHOSEN}
         for name, part in {m["model"]: m, **m.get("components", {})}.items():
             rows.append(common | {"model": name, "n_test": part["n_test"], "confusion_matrix": part["confusion_matrix"],
-                                  "class_names": part["class_names"]} | {k: part[k] for k in METRICS})
+                                  "class_names": part["class_names"], "chosen": chosen if name == m["model"] else {}}
+                        | {k: part[k] for k in METRICS})
     if missing:
         raise MissingRunError("missing run results:\n  " + "\n  ".join(missing))
     return pd.DataFrame(rows)
@@ -154,18 +163,63 @@ def paired_difference(df: pd.DataFrame, row: str, baseline: str, comparison: dic
     return run_difference(groups, level=comparison["level"])
 
 
-def primary_rows(df: pd.DataFrame, keys, comparison: dict, label: str) -> list[str]:
-    """The primary endpoint: ``comparison.primary``'s model against its control for each key
-    (experiment x task, or label budget) of ``keys`` -> runs, with the verdict of its interval."""
-    p = comparison["primary"]
+def paired_rows(keys, model: str, against: str, comparison: dict, label: str) -> list[str]:
+    """``model`` against ``against`` for each key (experiment x task, or label budget) of ``keys``
+    -> runs: both accuracies, the difference with its interval and the interval's verdict."""
     margin = comparison["equivalence_margin"] / 100
-    lines = [f"| {label} | {LABELS[p['model']]} | {LABELS[p['control']]} | difference (points) | verdict |",
+    lines = [f"| {label} | {LABELS[model]} | {LABELS[against]} | difference (points) | verdict |",
              "|---|---|---|---|---|"]
     for key, runs in keys:
-        a, b = (runs[runs["model"] == m]["accuracy"].mean() for m in (p["model"], p["control"]))
-        diff = paired_difference(runs, p["model"], p["control"], comparison)
+        a, b = (runs[runs["model"] == m]["accuracy"].mean() for m in (model, against))
+        diff = paired_difference(runs, model, against, comparison)
         lines.append(f"| {key} | {100 * a:.1f} | {100 * b:.1f} | {fmt_diff(diff)} | {diff.verdict(margin)} |")
     return lines
+
+
+def endpoint_sections(keys, models, comparison: dict, label: str, seeds, split_seeds) -> list[str]:
+    """The primary endpoint (``comparison.primary``: does pretraining help?) and, for each model
+    pretrained on labelled objects only, what the unlabelled objects add; each for every key."""
+    p = comparison["primary"]
+    note = interval_note(comparison, seeds, split_seeds)
+    lines = []
+    if p["model"] in models and p["control"] in models:
+        lines += ["## Primary endpoint: does pretraining help?", "",
+                  f"{LABELS[p['model']]} against the same network from random initialisation, trained on the same "
+                  f"labels with the same recipe: accuracy (%, mean over the runs) and the difference in points with "
+                  f"its {note}.", ""]
+        lines += paired_rows(keys, p["model"], p["control"], comparison, label) + ["", verdict_note(comparison), ""]
+    for m in models:
+        full = MODELS[m].ablates if m in MODELS else ""
+        if full and full in models:
+            lines += ["## What the unlabelled objects add", "",
+                      f"{LABELS[full]} (its encoder pretrained on the labelled training objects and the unlabelled "
+                      f"objects) against {LABELS[m]}: same network, recipe and labels; difference with its {note}.", ""]
+            lines += paired_rows(keys, full, m, comparison, label) + [""]
+    return lines
+
+
+def chosen_rows(df: pd.DataFrame, experiments, tasks, models) -> list[str]:
+    """The hyper-parameters each model chose on the validation split (:data:`CHOSEN`), with how
+    many runs chose each value; experiments that evaluate another experiment's models have none."""
+    lines = []
+    for e in experiments:
+        for t in tasks:
+            for m in models:
+                runs = df[(df["experiment"] == e) & (df["task"] == t) & (df["model"] == m)]
+                values: dict[str, dict] = {}
+                for chosen in runs["chosen"]:
+                    for k, v in chosen.items():
+                        values.setdefault(k, {}).setdefault(v, 0)
+                        values[k][v] += 1
+                for k, counts in values.items():
+                    text = ", ".join(f"{v:g} ({n} of {len(runs)} runs)" for v, n in sorted(counts.items()))
+                    lines.append(f"| {e} | {t} | {LABELS[m]} | `{k}` | {text} |")
+    if not lines:
+        return []
+    return ["## Chosen on the validation split", "",
+            "Each value was tried with the same budget, for a pretrained model and its control alike; the one with "
+            "the best validation score was kept (the test split chooses nothing).", "",
+            "| Exp | Task | Model | Key | Value chosen |", "|---|---|---|---|---|"] + lines + [""]
 
 
 def verdict_note(comparison: dict) -> str:
@@ -212,7 +266,9 @@ DEPARTURES = [
     "models also see the stamps (centred crop), like MargNet's CNN. Every pretrained row has its control: the same "
     "network from a random-init encoder with the same recipe (`twotower` for `simclr`, `linear-random` for "
     "`simclr-linear`, `margformer` for `simclr-margformer`); the difference between the two rows is what "
-    "pretraining adds.",
+    "pretraining adds. Each image + feature model chose its encoder learning rate on the validation split from the "
+    "same grid as its control. The labelled-only row pretrains its encoder on the labelled training objects alone; "
+    "every other pretrained row's encoder also saw the unlabelled objects of its regime (experiment 3's: faint ones).",
 ]
 
 
@@ -222,20 +278,15 @@ def write_results_table(metric_paths, out, *, experiments, tasks, models, seeds,
     check_complete(df, experiments, tasks, models, seeds, split_seeds)
     source = single_source(df)
     summary = summarise(df)
-    p = comparison["primary"]
     lines = header(source, seeds, split_seeds, title)
-    if p["model"] in models and p["control"] in models:  # the config check requires both in Table 1
-        lines += ["## Primary endpoint: does pretraining help?", "",
-                  f"{LABELS[p['model']]} against the same network from random initialisation, trained on the same "
-                  f"labels with the same recipe: accuracy (%, mean over the runs) and the difference in points with "
-                  f"its {interval_note(comparison, seeds, split_seeds)}.", ""]
-        keys = [(f"{e} {t}", df[(df["experiment"] == e) & (df["task"] == t)]) for e in experiments for t in tasks]
-        lines += primary_rows(df, keys, comparison, "Exp Task") + ["", verdict_note(comparison), ""]
+    keys = [(f"{e} {t}", df[(df["experiment"] == e) & (df["task"] == t)]) for e in experiments for t in tasks]
+    lines += endpoint_sections(keys, models, comparison, "Exp Task", seeds, split_seeds)
     lines += ["## This workflow", ""] + result_rows(df, summary, experiments, tasks, models, comparison)
     lines += [""] + comparison_note(comparison, seeds, split_seeds)
     lines += ["Experiment 3 evaluates the experiment-1 models on faint+compact test objects none of which is in",
               "experiment 1's train or validation split (no retraining).", ""]
     lines += [f"- {d}" for d in DEPARTURES] + [""]
+    lines += chosen_rows(df, experiments, tasks, models)
     lines += ["## Published reference rows (SDSS DR16; not produced by this workflow)", ""]
     lines += published_rows(experiments, tasks) + [""]
     write_text_atomic(out, "\n".join(lines))
@@ -279,13 +330,11 @@ def write_label_efficiency_table(summ: pd.DataFrame, source: str, out_md, *, exp
     base = comparison["baseline"]
     rows = row_names(models)
     lines = header(source, seeds, split_seeds, f"Label efficiency on {experiment}, task {task}")
-    p = comparison["primary"]
-    if p["model"] in rows and p["control"] in rows:
-        runs = summ.attrs["runs"]
-        keys = [(f"{f:g}", runs[np.isclose(runs["label_fraction"], f)]) for f in sorted(fractions)]
-        lines += ["## Primary endpoint per label budget", ""]
-        lines += primary_rows(runs, keys, comparison, "Label fraction") + ["", verdict_note(comparison), "",
-                                                                            "## Every model", ""]
+    runs = summ.attrs["runs"]
+    keys = [(f"{f:g}", runs[np.isclose(runs["label_fraction"], f)]) for f in sorted(fractions)]
+    endpoints = endpoint_sections(keys, rows, comparison, "Label fraction", seeds, split_seeds)
+    if endpoints:
+        lines += endpoints + ["## Every model", ""]
     lines += ["Each budget keeps the same fraction of the training *and* the validation labels (stratified, at "
               "least one training object and a floor of validation objects per class), so the label count is "
               "every label a model used: fitting, early stopping, the probe's C and MargNet's fusion head.", ""]

@@ -338,6 +338,19 @@ def faint_cut(rule: str = "mean_mag", min_mag: float = 20.0, r_max: float = 23.0
     raise ValueError(f"unknown faint rule {rule!r} (expected 'mean_mag' or 'r_mag')")
 
 
+#: The ``cuts`` keys each dataset's definition (:func:`dataset_cuts`) reads, and nothing else: the
+#: rules pass a dataset only its own (:func:`cuts_of`), so a faint cut never reruns the compact pool.
+CUT_KEYS = {"compact": ("err_ratio_max", "psfmagerr_r_max", "compact_max_ratio")}
+CUT_KEYS["faint_compact"] = CUT_KEYS["compact"] + ("faint_rule", "faint_min_mag", "faint_r_max")
+
+
+def cuts_of(dataset: str, cuts_config: dict) -> dict:
+    """The keys of ``cuts_config`` that define ``dataset`` (:data:`CUT_KEYS`)."""
+    if dataset not in CUT_KEYS:
+        raise ValueError(f"unknown dataset {dataset!r} (expected one of {sorted(CUT_KEYS)})")
+    return {k: cuts_config[k] for k in CUT_KEYS[dataset]}
+
+
 def dataset_cuts(dataset: str, cuts_config: dict, photometric_only: bool = False) -> list[Cut]:
     """All cuts defining ``dataset`` ('compact' or 'faint_compact') under a ``cuts`` config; with
     ``photometric_only`` the same cuts less the spectroscopic ones (the unlabelled sample)."""

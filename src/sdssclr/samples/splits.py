@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..catalog import OBJECT_CLASSES
-from ..experiments import CALIBRATION, SPLITS, has_own_dataset, split_bounds
+from ..experiments import CALIBRATION, SOURCE_CALIBRATION, SPLITS, has_own_dataset, split_bounds
 from ..io import data_source, write_parquet_atomic
 
 log = logging.getLogger(__name__)
@@ -93,17 +93,27 @@ def carve_calibration(sample: pd.DataFrame, fraction: float, seed: int, experime
 
 
 def make_transfer_split(parent: pd.DataFrame, test_pool: pd.DataFrame, test_per_class: int,
-                        seed: int, experiment: str) -> pd.DataFrame:
-    """Parent's train/val (and calibration) objects plus a balanced test set from ``test_pool``
-    with no objID in them: the parent's models are evaluated, calibrated on the parent's objects."""
-    fit = parent[parent["split"].isin(["train", "val", CALIBRATION])]
+                        seed: int, experiment: str, calibration_per_class: int = 0) -> pd.DataFrame:
+    """Parent's train/val objects, its calibration objects relabelled ``calib_source`` (a shift
+    diagnostic), and from ``test_pool`` with none of the parent's objects in it a balanced test
+    set and a disjoint balanced calibration set of ``calibration_per_class`` (``calib``): the
+    parent's models are evaluated on, and their conformal sets calibrated on, the same dataset."""
+    fit = parent[parent["split"].isin(["train", "val", CALIBRATION])].copy()
+    fit.loc[fit["split"] == CALIBRATION, "split"] = SOURCE_CALIBRATION
     candidates = test_pool[~test_pool["objID"].isin(fit["objID"])]
-    log.info("%s: %d of %d test-pool objects are in the parent's train/val and are excluded",
+    log.info("%s: %d of %d test-pool objects are in the parent's train/val/calibration and are excluded",
              experiment, len(test_pool) - len(candidates), len(test_pool))
     test = balanced_sample(candidates, test_per_class, rng_for(seed, experiment),
                            what=f"{experiment} test pool")
     test["split"] = "test"
-    return pd.concat([fit, test[fit.columns]], ignore_index=True)
+    parts = [fit, test[fit.columns]]
+    if calibration_per_class > 0:
+        rest = candidates[~candidates["objID"].isin(test["objID"])]
+        cal = balanced_sample(rest, calibration_per_class, rng_for(seed, experiment, CALIBRATION),
+                              what=f"{experiment} calibration pool (test pool without the test objects)")
+        cal["split"] = CALIBRATION
+        parts.append(cal[fit.columns])
+    return pd.concat(parts, ignore_index=True)
 
 
 def check_split(split: pd.DataFrame, experiment: str) -> None:
@@ -130,11 +140,11 @@ def write_split(experiment: str, exp_config: dict, per_class: int | None, seed: 
         source = data_source(parent_path)
         parent = pd.read_parquet(parent_path)
         split = make_transfer_split(parent, pd.read_parquet(pool_path), exp_config["test_per_class"], seed,
-                                    experiment)
+                                    experiment, exp_config["calibration_per_class"])
         fit_ids = set(parent.loc[parent["split"].isin(["train", "val", CALIBRATION]), "objID"])
-        overlap = fit_ids & set(split.loc[split["split"] == "test", "objID"])
+        overlap = fit_ids & set(split.loc[split["split"].isin(["test", CALIBRATION]), "objID"])
         if overlap:  # the leakage of the original experiment 3; never allowed here
-            raise SampleError(f"{experiment}: {len(overlap)} test objects are in "
+            raise SampleError(f"{experiment}: {len(overlap)} test or calibration objects are in "
                               f"{exp_config['train_from']}'s train/val splits")
     check_split(split, experiment)
     counts = split.groupby(["split", "class"]).size().unstack(fill_value=0)

@@ -21,6 +21,8 @@ Reading. :func:`load_stamps` reads any selection of indexed objects from the mem
 
 from __future__ import annotations
 
+import hashlib
+
 import logging
 import shutil
 import threading
@@ -64,6 +66,25 @@ def part_path(parts_dir: Path, key: tuple) -> Path:
     return Path(parts_dir) / ("field-" + "-".join(str(int(k)) for k in key) + ".npz")
 
 
+def plan_key(sub: pd.DataFrame, size: int) -> str:
+    """What a field's part was cut from: its plan rows (objIDs and positions) and the stamp size."""
+    h = hashlib.sha256(f"size {int(size)}".encode())
+    for col, dtype in (("objID", np.int64), ("ra", np.float64), ("dec", np.float64)):
+        h.update(np.ascontiguousarray(sub[col].to_numpy(dtype)).view(np.uint8))
+    return h.hexdigest()
+
+
+def part_is_current(path: Path, key: str) -> str:
+    """'' when the part at ``path`` was cut from plan rows of ``key``, else why it is stale."""
+    try:
+        with np.load(path) as part:
+            if "plan_key" not in part.files:
+                return "written without a plan key"
+            return "" if str(part["plan_key"]) == key else "the plan changed (objects, positions or stamp size)"
+    except Exception as exc:  # noqa: BLE001 - a truncated part is stale too
+        return f"unreadable ({type(exc).__name__}: {exc})"
+
+
 def cut_shard(objects: pd.DataFrame, frames, out_npy, out_index, *, size: int = 32,
               policy: str = "drop", threads: int = 1, shard: int = 0, max_missing_fraction: float = 0.0,
               metadata: dict | None = None) -> pd.DataFrame:
@@ -87,9 +108,18 @@ def cut_shard(objects: pd.DataFrame, frames, out_npy, out_index, *, size: int = 
     parts_dir = Path(out_npy).with_suffix(".parts")
     parts_dir.mkdir(parents=True, exist_ok=True)
     stale = remove_stale_temporaries(parts_dir)
-    todo = [(k, rows) for k, rows in groups if not part_path(parts_dir, k).exists()]
-    log.info("shard %d: %d fields, %d already cut in an earlier attempt%s", shard, len(groups),
-             len(groups) - len(todo), f" ({stale} stale temporary files removed)" if stale else "")
+    keys = {k: plan_key(objects.iloc[rows], size) for k, rows in groups}
+    todo = []
+    for k, rows in groups:
+        path = part_path(parts_dir, k)
+        why = part_is_current(path, keys[k]) if path.exists() else "not cut yet"
+        if why and path.exists():
+            log.warning("%s: discarded, %s; cutting field %s again", path, why, k)
+            path.unlink()
+        if why:
+            todo.append((k, rows))
+    log.info("shard %d: %d fields, %d already cut in an earlier attempt from the same plan rows%s", shard,
+             len(groups), len(groups) - len(todo), f" ({stale} stale temporary files removed)" if stale else "")
 
     failed = threading.Event()
 
@@ -119,6 +149,7 @@ def cut_shard(objects: pd.DataFrame, frames, out_npy, out_index, *, size: int = 
             part = {"stamps": stamps, "flag_edge": edge, "flag_nonfinite": nonfinite,
                     "missing": np.zeros(len(rows), bool), **pos}
         part["objID"] = sub["objID"].to_numpy()
+        part["plan_key"] = np.array(keys[key])
         with atomic_path(part_path(parts_dir, key)) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **part)  # through a handle: savez would append .npz to the temporary name
         return key
@@ -135,9 +166,10 @@ def cut_shard(objects: pd.DataFrame, frames, out_npy, out_index, *, size: int = 
     pool.shutdown(wait=True)
     index = assemble_shard(objects, groups, parts_dir, out_npy, size, shard)
     missing_fields = [k for k, rows in groups if index["flag_missing"].to_numpy()[rows].all()]
-    if len(missing_fields) > max_missing_fraction * len(groups):
+    allowed = missing_fields_allowed(len(groups), max_missing_fraction)
+    if len(missing_fields) > allowed:
         raise MissingFrame(f"shard {shard}: the frames of {len(missing_fields)} of {len(groups)} fields are missing, "
-                           f"more than stamps.max_missing_fraction = {max_missing_fraction} allows: "
+                           f"more than stamps.max_missing_fraction = {max_missing_fraction} allows ({allowed:g}): "
                            f"{missing_fields[:10]}{' ...' if len(missing_fields) > 10 else ''} (see the log for the "
                            f"URLs; delete {parts_dir} to try those fields again)")
     bad = index["flag_edge"] | index["flag_nonfinite"]
@@ -151,6 +183,23 @@ def cut_shard(objects: pd.DataFrame, frames, out_npy, out_index, *, size: int = 
     return index
 
 
+#: With a non-zero ``stamps.max_missing_fraction`` every shard tolerates at least this many fields
+#: with missing frames, however few fields it has (see :func:`missing_fields_allowed`).
+MISSING_FIELDS_FLOOR = 2
+
+
+def missing_fields_allowed(n_fields: int, fraction: float) -> float:
+    """Fields of a shard of ``n_fields`` that may lack frames: ``fraction`` of them, and at least
+    :data:`MISSING_FIELDS_FLOOR` when ``fraction`` > 0 (0 tolerates none). At the default 0.02 a
+    shard of 30 fields tolerates 2 (not 0.6), one of 500 fields 10."""
+    return 0.0 if fraction <= 0 else max(float(MISSING_FIELDS_FLOOR), fraction * n_fields)
+
+
+def write_block(fh, block: np.ndarray) -> None:
+    """Append one field's stamps to an open ``.npy`` being assembled."""
+    fh.write(block.tobytes())
+
+
 def assemble_shard(objects: pd.DataFrame, groups, parts_dir: Path, out_npy, size: int, shard: int) -> pd.DataFrame:
     """The shard's ``.npy`` (atomically) and its index, from the per-field parts."""
     n = len(objects)
@@ -158,22 +207,35 @@ def assemble_shard(objects: pd.DataFrame, groups, parts_dir: Path, out_npy, size
                           "offset": np.arange(n, dtype=np.int64)})
     cols = {"flag_edge": np.zeros(n, bool), "flag_nonfinite": np.zeros(n, bool), "flag_missing": np.zeros(n, bool),
             **{f"{a}_{b}": np.full(n, np.nan) for b in BANDS for a in "xy"}}
-    with atomic_path(out_npy) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, len(BANDS), size, size))
-        for key, rows in groups:
-            with np.load(part_path(parts_dir, key)) as part:
-                if not np.array_equal(part["objID"], objects["objID"].to_numpy()[rows]):
-                    raise RuntimeError(f"{part_path(parts_dir, key)} holds other objects than the plan's field {key}")
-                if part["missing"].all():
-                    out[rows] = 0.0
-                    cols["flag_missing"][rows] = True
-                    continue
-                out[rows] = part["stamps"]
-                for name in cols:
-                    if name in part.files:
-                        cols[name][rows] = part[name]
-        out.flush()
-        del out
+    # written field after field with plain writes, not through a memory map: a full disk is then
+    # an OSError naming the shard (a memory map dies of SIGBUS, silently)
+    shape = (n, len(BANDS), size, size)
+    try:
+        with atomic_path(out_npy) as tmp, open(tmp, "wb") as fh:
+            np.lib.format.write_array_header_1_0(fh, {"descr": np.dtype(np.float32).str, "fortran_order": False,
+                                                      "shape": shape})
+            written = 0
+            for key, rows in groups:
+                if rows[0] != written or not np.array_equal(rows, np.arange(written, written + len(rows))):
+                    raise RuntimeError(f"shard {shard}: field {key} is not one contiguous block of the plan")
+                with np.load(part_path(parts_dir, key)) as part:
+                    if not np.array_equal(part["objID"], objects["objID"].to_numpy()[rows]):
+                        raise RuntimeError(f"{part_path(parts_dir, key)} holds other objects than the plan's field "
+                                           f"{key}")
+                    if part["missing"].all():
+                        block = np.zeros((len(rows), *shape[1:]), np.float32)
+                        cols["flag_missing"][rows] = True
+                    else:
+                        block = np.ascontiguousarray(part["stamps"], dtype=np.float32)
+                        for name in cols:
+                            if name in part.files:
+                                cols[name][rows] = part[name]
+                write_block(fh, block)
+                written += len(rows)
+    except OSError as exc:
+        raise OSError(exc.errno, f"shard {shard}: writing {out_npy} failed ({exc.strerror or exc}); its temporary "
+                                 f"file was removed and the cut fields kept in {parts_dir}, so a rerun after "
+                                 "freeing space only assembles the shard") from exc
     for name, values in cols.items():
         index[name] = values
     return index
@@ -240,7 +302,15 @@ def merge_index(shard_indexes, catalog_path, out, photometric_path=None) -> pd.D
     """One index over all shards, joined with the catalogue columns (the photometric catalogue's
     for unlabelled objects, whose spectroscopic columns and class stay empty); ``labelled`` says
     which is which."""
-    index = pd.concat([pd.read_parquet(p) for p in shard_indexes], ignore_index=True)
+    parts = [pd.read_parquet(p) for p in shard_indexes]
+    for path, part in zip(map(Path, shard_indexes), parts):  # the stamps the index points into
+        npy = path.with_suffix(".npy")
+        if not npy.exists():
+            raise FileNotFoundError(f"{npy}: the stamps of shard index {path} are missing; rerun its stamp_shard job")
+        n = np.load(npy, mmap_mode="r").shape[0]
+        if n != len(part):
+            raise ValueError(f"{npy} holds {n} stamps but its index {path} {len(part)} rows; rerun its stamp_shard job")
+    index = pd.concat(parts, ignore_index=True)
     catalog = pd.read_parquet(catalog_path).assign(labelled=True)
     if photometric_path is not None:
         photometric = pd.read_parquet(photometric_path)

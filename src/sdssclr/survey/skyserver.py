@@ -27,7 +27,7 @@ import requests
 from astroquery.exceptions import RemoteServiceError
 from astroquery.sdss import SDSS
 
-from ..catalog import COLUMN_NAMES, COLUMNS, INTEGER_DTYPES, OBJECT_CLASSES, check_columns, coerce
+from ..catalog import COLUMN_NAMES, COLUMNS, INTEGER_DTYPES, OBJECT_CLASSES, CatalogError, check_columns, coerce
 from ..io import write_parquet_atomic
 
 log = logging.getLogger(__name__)
@@ -248,10 +248,44 @@ def read_catalog_file(path, columns=COLUMNS) -> pd.DataFrame:
         integer = {c.alias.lower() for c in columns if c.dtype in INTEGER_DTYPES}
         df = pd.read_csv(path, comment="#", dtype={c: str for c in head if c.lower() in integer})
     names = [c.alias for c in columns]
-    lower = {c.lower(): c for c in df.columns}
+    wanted = {n.lower() for n in names}
+    clashes = {}
+    for c in df.columns:
+        if str(c).lower() in wanted:
+            clashes.setdefault(str(c).lower(), []).append(str(c))
+    clashes = {k: v for k, v in clashes.items() if len(v) > 1}
+    if clashes:
+        raise CatalogError(f"{path}: columns that differ only in case: "
+                           + "; ".join(", ".join(v) for v in clashes.values()) + " (keep one of each)")
+    lower = {str(c).lower(): c for c in df.columns}
     df = df.rename(columns={lower[n.lower()]: n for n in names if n.lower() in lower})
     check_columns(df, required=names, source=str(path))
-    return coerce(df[names], source=str(path))
+    df = coerce(df[names], source=str(path))
+    if "class" in df:
+        # SkyServer's SQL compares strings case- and trailing-blank-insensitively ('Star ' = 'STAR')
+        df["class"] = df["class"].str.strip().str.upper()
+    check_unique_objects(df, str(path))
+    return df
+
+
+def check_unique_objects(df: pd.DataFrame, source: str) -> None:
+    """Refuse an export listing an objID twice (or with two classes), naming the objIDs and the
+    data rows (0-based, as the other export errors count them)."""
+    if "objID" not in df:
+        return
+    dup = df["objID"].duplicated(keep=False).to_numpy()
+    if not dup.any():
+        return
+    rows = df.index.to_numpy()[dup]
+    ids = df.loc[dup, "objID"]
+    conflict = ""
+    if "class" in df:
+        classes = df.loc[dup].groupby("objID")["class"].nunique()
+        if (classes > 1).any():
+            conflict = f"; with two classes: {classes[classes > 1].index[:5].tolist()}"
+    raise CatalogError(f"{source}: {ids.nunique()} objIDs appear more than once (e.g. {ids.unique()[:5].tolist()}) in "
+                       f"rows {', '.join(map(str, rows[:10]))}{' ...' if len(rows) > 10 else ''}{conflict}; "
+                       "an export must list each object once")
 
 
 def write_catalog(out, survey: dict, where: str, sdss=None, sleep=time.sleep) -> pd.DataFrame:
