@@ -218,7 +218,16 @@ def test_predictions_classify_every_stamped_object_with_calibrated_sets(tiny_run
     cal = pd.read_parquet(tiny_run / "splits" / "split2023" / "exp1.parquet")
     assert (cal["split"] == "calib").sum() > 0
     runs = pd.read_parquet(tiny_run / "runs" / "exp3" / "SG" / "margnet" / "split2023" / "seed0" / "predictions.parquet")
-    assert set(runs["split"]) == {"test", "calib"}
+    # experiment 3: its own faint calibration objects, and experiment 1's as the shift diagnostic
+    assert set(runs["split"]) == {"test", "calib", "calib_source"}
+    exp3 = pd.read_parquet(tiny_run / "splits" / "split2023" / "exp3.parquet")
+    faint = pd.read_parquet(tiny_run / "samples" / "pool_faint_compact.parquet")
+    own = exp3.loc[exp3["split"] == "calib", "objID"]
+    assert own.isin(faint["objID"]).all() and not own.isin(cal["objID"]).any()
+    assert sorted(exp3.loc[exp3["split"] == "calib_source", "objID"]) == sorted(cal.loc[cal["split"] == "calib",
+                                                                                        "objID"])
+    conformal = (tiny_run / "conformal.md").read_text()
+    assert "| exp3 | SG | MargNet (ours) | own dataset |" in conformal and "shift diagnostic" in conformal
 
 
 @pytest.mark.slow

@@ -192,8 +192,9 @@ def endpoint_sections(keys, models, comparison: dict, label: str, seeds, split_s
         full = MODELS[m].ablates if m in MODELS else ""
         if full and full in models:
             lines += ["## What the unlabelled objects add", "",
-                      f"{LABELS[full]} (its encoder pretrained on the labelled training objects and the unlabelled "
-                      f"objects) against {LABELS[m]}: same network, recipe and labels; difference with its {note}.", ""]
+                      f"{LABELS[full]}, its encoder pretrained on the labelled training objects and the unlabelled "
+                      f"objects, against the same model pretrained on the labelled objects only: same network, recipe "
+                      f"and labels; difference with its {note}.", ""]
             lines += paired_rows(keys, full, m, comparison, label) + [""]
     return lines
 
