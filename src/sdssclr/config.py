@@ -25,6 +25,7 @@ from .registry import MODELS
 OPERATIONAL: dict[str, tuple[str, ...]] = {
     "survey": ("timeout_s", "page_size", "max_queries_per_minute", "retries", "backoff_s", "frames_dir", "sas_url",
                "download_dir", "parallel_downloads", "keep_frames", "download_on_submit_host"),
+    "stamps": ("max_missing_fraction",),
     "pretrain": ("device", "embed_batch_size", "gpus", "checkpoint_every"),
     "classifiers": ("device",),
 }

@@ -166,6 +166,7 @@ def test_operational_keys_rerun_nothing_and_a_cut_reruns_its_downstream(tiny_run
         "survey": {"timeout_s": 5, "page_size": 1000, "max_queries_per_minute": 10, "retries": 1, "backoff_s": 1.0,
                    "sas_url": "https://mirror.example.org/sas", "download_dir": "elsewhere", "parallel_downloads": 2,
                    "keep_frames": True, "download_on_submit_host": True},
+        "stamps": {"max_missing_fraction": 0.2},
         "pretrain": {"device": "cpu", "gpus": 2, "embed_batch_size": 7, "checkpoint_every": 3},
         "classifiers": {"device": "cpu", "fail_at_chance": True},
     }

@@ -37,7 +37,6 @@ rule stamp_shard:
     params:
         size=config["stamps"]["size"],
         policy=config["stamps"]["policy"],
-        max_missing_fraction=config["stamps"]["max_missing_fraction"],
         source=SOURCE,
         data_release=config["survey"]["data_release"],
     script:
