@@ -224,7 +224,8 @@ def test_predictions_classify_every_stamped_object_with_calibrated_sets(tiny_run
     exp3 = pd.read_parquet(tiny_run / "splits" / "split2023" / "exp3.parquet")
     faint = pd.read_parquet(tiny_run / "samples" / "pool_faint_compact.parquet")
     own = exp3.loc[exp3["split"] == "calib", "objID"]
-    assert own.isin(faint["objID"]).all() and not own.isin(cal["objID"]).any()
+    fitted = cal.loc[cal["split"].isin(["train", "val", "calib"]), "objID"]  # what exp1's models saw
+    assert own.isin(faint["objID"]).all() and not own.isin(fitted).any()
     assert sorted(exp3.loc[exp3["split"] == "calib_source", "objID"]) == sorted(cal.loc[cal["split"] == "calib",
                                                                                         "objID"])
     conformal = (tiny_run / "conformal.md").read_text()

@@ -5,7 +5,8 @@ on that dataset and by every experiment that reuses such an experiment's models 
 reuses experiment 1's). Its pretraining set is
 
 - the labelled training objects of the experiments that train on the dataset,
-- with ``pretrain.objects: all`` (default) also the unlabelled objects of the dataset's regime
+- for the ``all`` set (what every pretrained model but the labelled-only row uses) also the
+  unlabelled objects of the dataset's regime
   (:mod:`sdssclr.samples.unlabelled`) and, for an experiment reusing the encoder on another dataset, the
   unlabelled objects of that dataset (experiment 3's encoder sees faint+compact objects without
   labels: the target domain),
@@ -14,7 +15,8 @@ reuses experiment 1's). Its pretraining set is
   and the absence of any is then asserted; no unlabelled object may be a labelled object of any
   experiment (asserted).
 
-``results/pretrain/{dataset}/objects.parquet`` lists objID and where each object comes from.
+``results/pretrain/{dataset}/split{S}/{all,labelled}/objects.parquet`` lists objID and where each
+object comes from; the ``labelled`` set is the labelled training objects alone.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def build(dataset: str, experiments: dict, splits: dict[str, pd.DataFrame], unla
           usable_ids, mode: str = "all") -> pd.DataFrame:
     """The pretraining set of ``dataset``'s encoder (see the module docstring)."""
     if mode not in ("all", "labelled"):
-        raise ValueError(f"pretrain.objects must be 'all' or 'labelled', got {mode!r}")
+        raise ValueError(f"a pretraining set is 'all' or 'labelled', got {mode!r}")
     graph = ExperimentGraph(experiments)
     users = graph.encoder_users(dataset)
     own = graph.owners(dataset)
