@@ -231,12 +231,13 @@ def test_training_resumes_after_sigterm_with_identical_weights(repo, tmp_path):
 
     import sdssclr.learn.classifiers as classifiers
 
+    before = classifiers.fit
     classifiers.fit = fit_with_kill
     try:
         with pytest.raises(Preempted):
             trained(RunCheckpoint(tmp_path / "b.pt", "k"))
     finally:
-        classifiers.fit = original
+        classifiers.fit = before
     saved = load_checkpoint(tmp_path / "b.pt")
     assert list(saved["done"]) == ["margnet ANN"] and saved["current"]["stage"] == "margnet CNN"
     assert (saved["current"]["epoch"], saved["current"]["step"]) == (1, 1)

@@ -37,3 +37,27 @@ def test_a_network_that_learns_is_not_at_chance():
     r = fit(torch.nn.Linear(4, 3), (x,), y, (x[:30],), y[:30], device=torch.device("cpu"), seed=0,
             schedule=Schedule(lr=0.05, batch_size=16, max_epochs=40, patience=5))
     assert not r["at_chance"] and r["best_val_loss"] < math.log(3) - 10 * CHANCE_TOLERANCE
+
+
+def test_a_network_at_chance_is_retried_once_with_a_longer_schedule(monkeypatch, caplog):
+    import sdssclr.learn.engine as engine
+
+    calls = []
+
+    def fake_fit(model, *args, schedule, name, **kw):
+        calls.append((name, schedule.max_epochs, schedule.warmup_steps))
+        return {"epochs": schedule.max_epochs, "best_epoch": 1, "best_val_loss": 0.5, "history": [],
+                "at_chance": name in ("margnet CNN", "stuck", "stuck retry")}
+
+    monkeypatch.setattr(engine, "fit", fake_fit)
+    schedule = engine.Schedule(lr=1e-3, batch_size=8, max_epochs=10, patience=2, warmup_steps=40)
+    report = engine.fit_or_retry(None, schedule=schedule, name="margnet CNN")
+    assert calls == [("margnet CNN", 10, 40), ("margnet CNN retry", 20, 80)]
+    assert report["retried"] and not report["at_chance"]
+    assert "retrying once with a longer schedule (20 epochs, warm-up 80 steps)" in caplog.text
+    calls.clear()
+    assert "retried" not in engine.fit_or_retry(None, schedule=schedule, name="learns")  # no retry needed
+    assert calls == [("learns", 10, 40)]
+    calls.clear()
+    stuck = engine.fit_or_retry(None, schedule=schedule, name="stuck")  # still at chance: the run fails later
+    assert stuck["at_chance"] and stuck["retried"] and len(calls) == 2

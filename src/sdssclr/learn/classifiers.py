@@ -50,7 +50,8 @@ from ..samples.splits import rng_for
 from ..stamps.objects import Objects
 from .augment import Normalizer, center_crop, jitter_crop, random_shift, rot90_flip, rotate
 from .encoders import build_encoder
-from .engine import Schedule, fit, predict_logits
+from .engine import Schedule, predict_logits
+from .engine import fit_or_retry as fit  # every network gets one longer retry at chance
 from .networks import FusionHead, MargFormer, MargNetCNN, PhotometryANN, SimCLRClassifier
 from .pretrain import embed, load_encoder
 
@@ -129,7 +130,8 @@ def scaler_from_state(s: dict):
 
 def summary(report: dict) -> dict:
     """What a training run keeps of one network's :func:`~sdssclr.learn.engine.fit` report."""
-    return {k: report[k] for k in ("epochs", "best_epoch", "best_val_loss", "at_chance")}
+    return {k: report[k] for k in ("epochs", "best_epoch", "best_val_loss", "at_chance")} | {
+        "retried": bool(report.get("retried", False))}
 
 
 def tensor(a, device) -> torch.Tensor:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import logging
 import math
 import os
@@ -307,6 +308,22 @@ def fit(model: torch.nn.Module, inputs: tuple, y: torch.Tensor, val_inputs: tupl
     if checkpoint is not None:
         checkpoint.finish(name, model.state_dict(), report)
     return report
+
+
+def fit_or_retry(model: torch.nn.Module, *args, schedule: Schedule, name: str = "model", **kw) -> dict:
+    """:func:`fit`, and when the network never left the loss of a uniform guess (``at_chance``),
+    once more from its current weights with a schedule twice as long (epochs and warm-up), as
+    stage ``"{name} retry"``: a network still on its initial plateau when the first schedule
+    ended gets a second chance before the run is declared never learned. The retry is logged and
+    its report says ``retried``."""
+    report = fit(model, *args, schedule=schedule, name=name, **kw)
+    if not report["at_chance"]:
+        return report
+    longer = dataclasses.replace(schedule, max_epochs=2 * schedule.max_epochs, warmup_steps=2 * schedule.warmup_steps)
+    log.warning("%s: retrying once with a longer schedule (%d epochs, warm-up %d steps) from its current weights",
+                name, longer.max_epochs, longer.warmup_steps)
+    again = fit(model, *args, schedule=longer, name=f"{name} retry", **kw)
+    return dict(again, retried=True)
 
 
 def split_decay(groups: list[dict], weight_decay: float) -> list[dict]:

@@ -84,8 +84,9 @@ def run_training(split_path, index_path, model_name: str, task: str, seed: int, 
     stuck = [stage for stage, r in (report or {}).items() if isinstance(r, dict) and r.get("at_chance")]
     if stuck:
         message = (f"{experiment} {task} {model_name} seed {seed} (label fraction {fraction:g}): "
-                   f"{', '.join(stuck)} never left the validation loss of a uniform guess (ln {len(TASK_CLASSES[task])}); "
-                   "give it a longer warm-up (warmup_steps), more epochs or another learning rate")
+                   f"{', '.join(stuck)} never left the validation loss of a uniform guess (ln {len(TASK_CLASSES[task])}), "
+                   "even when retried with a schedule twice as long; give it a longer warm-up (warmup_steps), more "
+                   "epochs or another learning rate")
         if fail_at_chance:
             raise NeverLearned(message)
         log.warning("%s (kept: classifiers.fail_at_chance is false)", message)
