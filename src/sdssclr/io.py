@@ -1,12 +1,14 @@
 """Atomic file output, Parquet metadata and log redirection used by every workflow step.
 
 Every output is written to a temporary file in the destination directory and renamed into
-place only once complete, so a crash never leaves a file that looks finished.
+place only once complete, so a crash never leaves a file that looks finished. Content hashes
+(:func:`array_hash`, :func:`file_hash`) key resumed work on what it was computed from.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -14,9 +16,29 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+
+def array_hash(*arrays) -> str:
+    """SHA-256 of the dtypes, shapes and bytes of ``arrays`` (the content a piece of work reads)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.reshape(-1).view(np.uint8))
+    return h.hexdigest()
+
+
+def file_hash(path, chunk: int = 1 << 22) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 @contextlib.contextmanager

@@ -28,12 +28,20 @@ class ModelSpec:
     encoder_architecture: bool = False
     #: A pretrained model's random-init control: the same network and recipe from a random encoder.
     control: str = ""
-    #: What a pretrained model's encoder pretrains on: 'all' (labelled training and unlabelled
-    #: objects) or 'labelled' (the labelled training objects only).
-    pretraining: str = "all"
     #: A model pretrained on labelled objects only names the model it ablates (the same model
     #: pretrained on all objects): their difference is what the unlabelled objects add.
     ablates: str = ""
+
+    @property
+    def pretraining(self) -> str:
+        """The pretraining set of a pretrained model's encoder (:data:`PRETRAINING_SETS`): 'labelled'
+        (the labelled training objects only) for a model that ablates another, else 'all'."""
+        return "labelled" if self.ablates else "all"
+
+
+#: The pretraining sets of every encoder: 'all' (labelled training and unlabelled objects) and
+#: 'labelled' (the labelled training objects only).
+PRETRAINING_SETS = ("all", "labelled")
 
 
 #: Every Table 1 model, in table order.
@@ -48,16 +56,16 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in (
     ModelSpec("simclr-margformer", "SimCLR + MargFormer (fine-tuned)", "margformer", pretrained=True,
               control="margformer"),
     ModelSpec("simclr-margformer-labelled", "SimCLR + MargFormer, pretrained on labelled objects only",
-              "margformer", pretrained=True, control="margformer", pretraining="labelled", ablates="simclr-margformer"),
+              "margformer", pretrained=True, control="margformer", ablates="simclr-margformer"),
     ModelSpec("margformer", "MargFormer, random init (control)", "margformer", encoder_architecture=True),
 )}
 
-#: Every pretrained model has its control, and every control is one model's.
+#: Every pretrained model has its control (a control may serve several: the labelled-only row shares
+#: the control of the model it ablates).
 assert all(MODELS[s.control].encoder_architecture and MODELS[s.control].config_key == s.config_key
            for s in MODELS.values() if s.pretrained), "a pretrained model's control must share its config"
-assert all(s.pretraining in ("all", "labelled") and (s.pretraining == "labelled") == bool(s.ablates)
-           and (not s.ablates or (MODELS[s.ablates].pretraining == "all" and MODELS[s.ablates].control == s.control))
-           for s in MODELS.values() if s.pretrained), "a labelled-only model ablates a model with the same control"
+assert all(MODELS[s.ablates].pretrained and not MODELS[s.ablates].ablates and MODELS[s.ablates].control == s.control
+           for s in MODELS.values() if s.ablates), "a labelled-only model ablates a model with the same control"
 
 #: Label of every table row: the models and their components.
 LABELS: dict[str, str] = {k: v for s in MODELS.values() for k, v in {s.name: s.label, **s.components}.items()}

@@ -260,7 +260,8 @@ def test_an_unreadable_checkpoint_is_named_and_the_run_starts_clean(tmp_path, ca
 
 
 def test_a_checkpoint_is_resumed_only_for_the_same_inputs_and_says_what_changed(tmp_path, caplog):
-    from sdssclr.learn.checkpoints import RunCheckpoint, array_hash, file_hash, run_key
+    from sdssclr.io import array_hash, file_hash
+    from sdssclr.learn.checkpoints import RunCheckpoint, run_key
 
     stamps = np.random.default_rng(0).normal(size=(6, 5, 8, 8)).astype(np.float32)
     enc = tmp_path / "encoder.pt"

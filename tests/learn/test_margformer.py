@@ -56,23 +56,33 @@ def test_permuting_tokens_with_their_positions_leaves_the_output_unchanged():
     assert not torch.allclose(h(feats, tokens[:, perm]), base, atol=1e-4)
 
 
-@pytest.mark.parametrize("encoder", ["small", "vit-small"])
-def test_the_control_is_the_pretrained_model_architecture_from_random_init(encoder, tmp_path):
+def saved_encoder(path, name: str):
+    """An 8-px encoder ``name`` saved as a pretraining run saves it (its weights stand for pretrained ones)."""
+    enc = build_encoder(name, 8)
+    norm = Normalizer("robust", [1.0] * 5, [0.0] * 5, [0.05] * 5)
+    save_atomic({"encoder": enc.state_dict(), "encoder_name": name, "dim": enc.dim, "normalizer": norm.to_dict(),
+                 "crop": 8, "seed": 0, "config": {}, "source": "synthetic"}, path)
+    return path
+
+
+def random_objects(n: int, seed: int):
+    """``n`` objects of random 10-px stamps and features, two classes, split train/val/test in turn."""
     from sdssclr.stamps.objects import Objects
 
+    rng = np.random.default_rng(seed)
+    return Objects(objid=np.arange(n), stamps=rng.normal(size=(n, 5, 10, 10)).astype(np.float32),
+                   features=rng.normal(size=(n, 24)).astype(np.float32), psf_fwhm_px=np.ones((n, 5), np.float32),
+                   classes=np.array(["X"] * n), split=np.array(["train", "val", "test"] * (n // 3)),
+                   labels=rng.integers(0, 2, n))
+
+
+@pytest.mark.parametrize("encoder", ["small", "vit-small"])
+def test_the_control_is_the_pretrained_model_architecture_from_random_init(encoder, tmp_path):
     torch.manual_seed(123)  # stands for pretrained weights: not what the control starts from
-    enc = build_encoder(encoder, 8)
-    norm = Normalizer("robust", [1.0] * 5, [0.0] * 5, [0.05] * 5)
-    save_atomic({"encoder": enc.state_dict(), "encoder_name": encoder, "dim": enc.dim, "normalizer": norm.to_dict(),
-                 "crop": 8, "seed": 0, "config": {}, "source": "synthetic"}, tmp_path / "encoder.pt")
+    saved_encoder(tmp_path / "encoder.pt", encoder)
     cfg = {"feature_scaling": "quantile", "dim": 16, "depth": 1, "heads": 2, "queries": 2, "dropout": 0.1, "lr": 1e-3,
            "encoder_lr": [1e-4, 1e-3], "weight_decay": 0.05, "batch_size": 32, "head_epochs": 1, "max_epochs": 1, "patience": 1, "min_steps": 1}
-    rng = np.random.default_rng(0)
-    n = 60
-    o = Objects(objid=np.arange(n), stamps=rng.normal(size=(n, 5, 10, 10)).astype(np.float32),
-                features=rng.normal(size=(n, 24)).astype(np.float32), psf_fwhm_px=np.ones((n, 5), np.float32),
-                classes=np.array(["X"] * n), split=np.array(["train", "val", "test"] * 20),
-                labels=rng.integers(0, 2, n))
+    o = random_objects(60, seed=0)
     pre = build("simclr-margformer", 2, cfg)
     pre.fit(o, seed=0, encoder_path=tmp_path / "encoder.pt")
     ctl = build("margformer", 2, dict(cfg, encoder={"name": encoder, "crop": 8, "normalization": "robust"}))
@@ -90,22 +100,12 @@ def test_the_encoder_learning_rate_is_chosen_on_validation_from_the_same_grid_fo
     import logging
     import re
 
-    from sdssclr.stamps.objects import Objects
-
-    enc = build_encoder("vit-small", 8)
-    norm = Normalizer("robust", [1.0] * 5, [0.0] * 5, [0.05] * 5)
-    save_atomic({"encoder": enc.state_dict(), "encoder_name": "vit-small", "dim": enc.dim, "normalizer": norm.to_dict(),
-                 "crop": 8, "seed": 0, "config": {}, "source": "synthetic"}, tmp_path / "encoder.pt")
+    saved_encoder(tmp_path / "encoder.pt", "vit-small")
     grid = [1e-5, 1e-3, 3e-2]
     cfg = {"feature_scaling": "quantile", "dim": 16, "depth": 1, "heads": 2, "queries": 1, "dropout": 0.1, "lr": 1e-3,
            "encoder_lr": grid, "weight_decay": 0.05, "batch_size": 32, "head_epochs": 1, "max_epochs": 2, "patience": 1,
            "min_steps": 1, "warmup_steps": 0}
-    rng = np.random.default_rng(1)
-    n = 90
-    o = Objects(objid=np.arange(n), stamps=rng.normal(size=(n, 5, 10, 10)).astype(np.float32),
-                features=rng.normal(size=(n, 24)).astype(np.float32), psf_fwhm_px=np.ones((n, 5), np.float32),
-                classes=np.array(["X"] * n), split=np.array(["train", "val", "test"] * 30),
-                labels=rng.integers(0, 2, n))
+    o = random_objects(90, seed=1)
     for name, extra in (("simclr-margformer", {}),
                         ("margformer", {"encoder": {"name": "vit-small", "crop": 8, "normalization": "robust"}})):
         caplog.clear()

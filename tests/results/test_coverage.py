@@ -54,7 +54,7 @@ def test_run_sets_calibrate_on_calib_rows_and_score_test_rows():
     p_cal, y_cal = constructed(600, rng)
     p_test, y_test = constructed(400, rng)
     names = ["STAR", "GALAXY", "QSO"]
-    df = pd.DataFrame({"class": np.asarray(names)[np.r_[y_cal, y_test]],
+    df = pd.DataFrame({"objID": np.arange(1000), "class": np.asarray(names)[np.r_[y_cal, y_test]],
                        "split": ["calib"] * 600 + ["test"] * 400, "r_mag": rng.uniform(18, 21, 1000)})
     for k, c in enumerate(names):
         df[f"m.p_{c}"] = np.r_[p_cal[:, k], p_test[:, k]]

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from sdssclr.config import scientific, validate
 from sdssclr.experiments import ExperimentGraph
-from sdssclr.registry import MODELS as REGISTERED_MODELS, spec
+from sdssclr.registry import MODELS as REGISTERED_MODELS, PRETRAINING_SETS, spec
 from sdssclr.registry import model_config as registry_model_config
 from sdssclr.samples.cuts import cuts_of
 from sdssclr.workflow import export_package_path
@@ -39,7 +39,7 @@ wildcard_constraints:
     task="SG|SGQ",
     model="|".join(sorted(REGISTERED_MODELS, key=len, reverse=True)),
     frac=r"[0-9.]+",
-    objects="all|labelled",
+    objects="|".join(PRETRAINING_SETS),
 
 
 def splits_of(experiments, split_seeds=None):

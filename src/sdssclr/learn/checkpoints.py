@@ -5,8 +5,8 @@ stages of a run (MargNet trains three networks in turn) and the progress of the 
 in one file beside the run's outputs, and is resumed only when its key matches. The key
 (:func:`run_key`) hashes what the run computes from: its scientific identity (model or
 pretraining configuration, task, seed, label budget), the exact objects it trains on, and the
-content it reads (stamp pixels, features, the pretrained encoder's file: :func:`array_hash`,
-:func:`file_hash`), so a checkpoint written before any of its inputs changed is discarded, with
+content it reads (stamp pixels, features, the pretrained encoder's file:
+:func:`sdssclr.io.array_hash`, :func:`sdssclr.io.file_hash`), so a checkpoint written before any of its inputs changed is discarded, with
 a log line naming what changed, instead of being resumed into a model of the old inputs.
 """
 
@@ -20,38 +20,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io import atomic_path
+from ..io import array_hash, atomic_path
 
 log = logging.getLogger(__name__)
-
-
-def array_hash(*arrays) -> str:
-    """SHA-256 of the dtypes, shapes and bytes of ``arrays`` (the content a run reads)."""
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.reshape(-1).view(np.uint8))
-    return h.hexdigest()
-
-
-def file_hash(path, chunk: int = 1 << 22) -> str:
-    """SHA-256 of a file's bytes (a pretrained encoder a supervised run builds on)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def run_key(identity, objids: dict, content: dict | None = None) -> dict[str, str]:
     """What a checkpoint must have been written for to be resumed, part by part: ``identity``
     (any JSON-able description of the run: configuration, task, seed...), per name the exact set
     of objIDs (order does not matter), and per name the hash of content the run reads
-    (:func:`array_hash`, :func:`file_hash`)."""
+    (:func:`sdssclr.io.array_hash`, :func:`sdssclr.io.file_hash`)."""
     parts = {"configuration": hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()}
-    parts |= {f"objects {name}": hashlib.sha256(np.sort(np.asarray(v, dtype=np.int64)).tobytes()).hexdigest()
-              for name, v in objids.items()}
+    parts |= {f"objects {name}": array_hash(np.sort(np.asarray(v, dtype=np.int64))) for name, v in objids.items()}
     parts |= {name: str(v) for name, v in (content or {}).items()}
     return parts
 

@@ -36,10 +36,10 @@ from tqdm import tqdm
 
 from ..catalog import labels_of
 from ..config import OPERATIONAL
-from ..io import atomic_path, data_source, log_to
+from ..io import array_hash, atomic_path, data_source, log_to
 from ..stamps.objects import Objects, iter_usable_shards, load_by_objid, load_objects
 from .augment import AugmentConfig, Augmenter, Normalizer, border_noise, center_crop
-from .checkpoints import RunCheckpoint, array_hash, load_checkpoint, run_key, save_atomic
+from .checkpoints import RunCheckpoint, load_checkpoint, run_key, save_atomic
 from .encoders import build_encoder
 from .engine import Preempted, Preemption, autocast, cosine_with_warmup, distributed, make_optimizer, resolve_device, \
     seed_everything

@@ -20,11 +20,11 @@ from threadpoolctl import threadpool_limits
 
 from ..catalog import TASK_CLASSES
 from ..experiments import CALIBRATION, SOURCE_CALIBRATION
-from ..io import read_parquet_metadata, write_json_atomic
+from ..io import array_hash, file_hash, read_parquet_metadata, write_json_atomic
 from ..registry import spec
 from ..samples.splits import rng_for
 from ..stamps.objects import Objects, load_objects
-from .checkpoints import RunCheckpoint, array_hash, file_hash, load_checkpoint, run_key, save_atomic
+from .checkpoints import RunCheckpoint, load_checkpoint, run_key, save_atomic
 from .classifiers import build, restore
 from .engine import resolve_device, seed_everything
 from .metrics import classification_metrics

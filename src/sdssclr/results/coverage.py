@@ -90,9 +90,8 @@ def run_sets(predictions: pd.DataFrame, row: str, classes, alpha: float, mondria
                          "is 0?)")
     cal_labels = cal["class"].map(lookup).to_numpy()
     t = thresholds(cal[cols].to_numpy(), cal_labels, alpha, mondrian)
-    objid = test["objID"].to_numpy() if "objID" in test else np.arange(len(test))
     return (test["class"].map(lookup).to_numpy(), prediction_sets(test[cols].to_numpy(), t),
-            test["r_mag"].to_numpy(), np.bincount(cal_labels, minlength=len(classes)), objid)
+            test["r_mag"].to_numpy(), np.bincount(cal_labels, minlength=len(classes)), test["objID"].to_numpy())
 
 
 def write_conformal_report(prediction_paths, out_md, out_png, *, models, alpha: float, mondrian: bool,

@@ -16,8 +16,11 @@ refused.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import logging
+import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +141,21 @@ def comparison_note(comparison: dict, seeds, split_seeds) -> list[str]:
             f"{interval_note(comparison, seeds, split_seeds)}; * marks an interval that excludes zero.", ""]
 
 
+def sorted_correct(path, row: str, classes) -> tuple[np.ndarray, np.ndarray]:
+    """(objID, correct?) of table row ``row`` on the test objects of a predictions file, sorted by
+    objID. Read once per version of the file: every row of a table is compared with the baseline,
+    and the endpoint sections compare the same runs again."""
+    st = os.stat(path)
+    return _sorted_correct(str(path), (st.st_mtime_ns, st.st_size), row, tuple(classes))
+
+
+@functools.lru_cache(maxsize=1024)
+def _sorted_correct(path: str, version: tuple, row: str, classes: tuple) -> tuple[np.ndarray, np.ndarray]:
+    objid, truth, pred = read_predictions(path, row, list(classes))
+    order = np.argsort(objid)
+    return objid[order], truth[order] == pred[order]
+
+
 def paired_difference(df: pd.DataFrame, row: str, baseline: str, comparison: dict) -> Difference:
     """Accuracy difference of table row ``row`` to ``baseline`` over the runs in ``df`` (one
     experiment x task [x label budget]): per split seed the same seeds and the same test objects,
@@ -148,9 +166,8 @@ def paired_difference(df: pd.DataFrame, row: str, baseline: str, comparison: dic
         for name in (row, baseline):
             per_seed = []
             for _, r in runs[runs["model"] == name].sort_values("seed").iterrows():
-                objid, truth, pred = read_predictions(Path(r["run"]) / "predictions.parquet", name, r["class_names"])
-                order = np.argsort(objid)
-                per_seed.append((r["seed"], objid[order], truth[order] == pred[order]))
+                per_seed.append((r["seed"], *sorted_correct(Path(r["run"]) / "predictions.parquet", name,
+                                                            r["class_names"])))
             correct[name] = per_seed
         a, b = correct[row], correct[baseline]
         if [s for s, _, _ in a] != [s for s, _, _ in b]:
@@ -207,11 +224,10 @@ def chosen_rows(df: pd.DataFrame, experiments, tasks, models) -> list[str]:
         for t in tasks:
             for m in models:
                 runs = df[(df["experiment"] == e) & (df["task"] == t) & (df["model"] == m)]
-                values: dict[str, dict] = {}
+                values: dict[str, Counter] = {}
                 for chosen in runs["chosen"]:
                     for k, v in chosen.items():
-                        values.setdefault(k, {}).setdefault(v, 0)
-                        values[k][v] += 1
+                        values.setdefault(k, Counter())[v] += 1
                 for k, counts in values.items():
                     text = ", ".join(f"{v:g} ({n} of {len(runs)} runs)" for v, n in sorted(counts.items()))
                     lines.append(f"| {e} | {t} | {LABELS[m]} | `{k}` | {text} |")

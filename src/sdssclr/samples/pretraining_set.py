@@ -28,6 +28,7 @@ import pandas as pd
 
 from ..experiments import ExperimentGraph
 from ..io import data_source, write_parquet_atomic
+from ..registry import PRETRAINING_SETS
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,8 @@ class LeakageError(AssertionError):
 def build(dataset: str, experiments: dict, splits: dict[str, pd.DataFrame], unlabelled: dict[str, pd.DataFrame],
           usable_ids, mode: str = "all") -> pd.DataFrame:
     """The pretraining set of ``dataset``'s encoder (see the module docstring)."""
-    if mode not in ("all", "labelled"):
-        raise ValueError(f"a pretraining set is 'all' or 'labelled', got {mode!r}")
+    if mode not in PRETRAINING_SETS:
+        raise ValueError(f"a pretraining set is one of {PRETRAINING_SETS}, got {mode!r}")
     graph = ExperimentGraph(experiments)
     users = graph.encoder_users(dataset)
     own = graph.owners(dataset)

@@ -21,8 +21,6 @@ Reading. :func:`load_stamps` reads any selection of indexed objects from the mem
 
 from __future__ import annotations
 
-import hashlib
-
 import logging
 import shutil
 import threading
@@ -36,7 +34,7 @@ from tqdm import tqdm
 
 from ..bands import BANDS
 from ..catalog import FIELD_KEYS
-from ..io import atomic_path, data_source, remove_stale_temporaries, write_parquet_atomic
+from ..io import array_hash, atomic_path, data_source, remove_stale_temporaries, write_parquet_atomic
 from ..survey.frames import Frame, MissingFrame, read_frame
 from .cutting import cut_field
 
@@ -68,10 +66,8 @@ def part_path(parts_dir: Path, key: tuple) -> Path:
 
 def plan_key(sub: pd.DataFrame, size: int) -> str:
     """What a field's part was cut from: its plan rows (objIDs and positions) and the stamp size."""
-    h = hashlib.sha256(f"size {int(size)}".encode())
-    for col, dtype in (("objID", np.int64), ("ra", np.float64), ("dec", np.float64)):
-        h.update(np.ascontiguousarray(sub[col].to_numpy(dtype)).view(np.uint8))
-    return h.hexdigest()
+    return array_hash(np.int64(size), sub["objID"].to_numpy(np.int64), sub["ra"].to_numpy(np.float64),
+                      sub["dec"].to_numpy(np.float64))
 
 
 def part_is_current(path: Path, key: str) -> str:
@@ -112,12 +108,13 @@ def cut_shard(objects: pd.DataFrame, frames, out_npy, out_index, *, size: int = 
     todo = []
     for k, rows in groups:
         path = part_path(parts_dir, k)
-        why = part_is_current(path, keys[k]) if path.exists() else "not cut yet"
-        if why and path.exists():
+        if path.exists():
+            why = part_is_current(path, keys[k])
+            if not why:
+                continue
             log.warning("%s: discarded, %s; cutting field %s again", path, why, k)
             path.unlink()
-        if why:
-            todo.append((k, rows))
+        todo.append((k, rows))
     log.info("shard %d: %d fields, %d already cut in an earlier attempt from the same plan rows%s", shard,
              len(groups), len(groups) - len(todo), f" ({stale} stale temporary files removed)" if stale else "")
 
@@ -216,7 +213,7 @@ def assemble_shard(objects: pd.DataFrame, groups, parts_dir: Path, out_npy, size
                                                       "shape": shape})
             written = 0
             for key, rows in groups:
-                if rows[0] != written or not np.array_equal(rows, np.arange(written, written + len(rows))):
+                if not np.array_equal(rows, np.arange(written, written + len(rows))):
                     raise RuntimeError(f"shard {shard}: field {key} is not one contiguous block of the plan")
                 with np.load(part_path(parts_dir, key)) as part:
                     if not np.array_equal(part["objID"], objects["objID"].to_numpy()[rows]):
