@@ -41,6 +41,19 @@ def run_snakemake(workdir, *args, cores: int = 2):
     return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
 
 
+def stamp_sets(results, *names, split=2023):
+    """Index paths of the named stamp sets of a finished run (default: every set of the split seed)."""
+    root = Path(results) / "stamps" / f"split{split}"
+    return [root / n / "index.parquet" for n in names] if names else sorted(root.glob("*/index.parquet"))
+
+
+def all_stamps(results, *names, split=2023):
+    """The stamp sets' index rows together, each object once (as sdssclr.stamps.shards.read_index)."""
+    from sdssclr.stamps.shards import read_index
+
+    return read_index(stamp_sets(results, *names, split=split))
+
+
 @pytest.fixture(scope="session")
 def synthetic_catalog():
     """One synthetic catalogue measured from its frames (rendered in memory), shared by the tests
@@ -67,7 +80,7 @@ def build_tiny_data(root, n_objects=900, per_class=40):
     import yaml
 
     from sdssclr.samples.pools import write_pool
-    from sdssclr.samples.splits import write_split
+    from sdssclr.samples.splits import write_sample, write_split
     from sdssclr.stamps.shards import merge_index, run_shard, write_plan
     from sdssclr.survey.fetch import frame_source
     from sdssclr.survey.synthetic import generate_survey
@@ -77,12 +90,13 @@ def build_tiny_data(root, n_objects=900, per_class=40):
     generate_survey(root / "catalog.parquet", root / "frames", n_objects=n_objects, objects_per_field=30,
                     frame_shape=(192, 192), seed=1)
     write_pool(root / "catalog.parquet", "compact", cfg["cuts"], root / "pool.parquet")
-    write_split("exp1", cfg["experiments"]["exp1"], per_class, 0,
-                root / "exp1.parquet", pool_path=root / "pool.parquet")
-    write_plan([root / "exp1.parquet"], 1, root / "stamps" / "plan.parquet")
+    write_sample("exp1", cfg["experiments"]["exp1"], per_class, 0, root / "sample_exp1.parquet",
+                 pool_path=root / "pool.parquet")
+    write_split("exp1", cfg["experiments"]["exp1"], 0, root / "exp1.parquet", sample_path=root / "sample_exp1.parquet")
+    write_plan([root / "sample_exp1.parquet"], 1, root / "stamps" / "plan.parquet")
     run_shard(root / "stamps" / "plan.parquet", 0, frame_source({"source": "synthetic"}, root / "frames"),
               root / "stamps" / "shard-0000.npy", root / "stamps" / "shard-0000.parquet", size=32, policy="drop")
-    merge_index([root / "stamps" / "shard-0000.parquet"], root / "catalog.parquet", root / "stamps" / "index.parquet")
+    merge_index([root / "stamps" / "shard-0000.parquet"], root / "sample_exp1.parquet", root / "stamps" / "index.parquet")
     return root / "exp1.parquet", root / "stamps" / "index.parquet"
 
 

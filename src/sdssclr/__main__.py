@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import sys
 from pathlib import Path
 
@@ -15,8 +16,9 @@ def main(argv=None) -> int:
     sim.add_argument("--k", type=int, default=20, help="neighbours (default 20)")
     sim.add_argument("--index", default="results/similarity/compact/split2023/seed0",
                      help="saved index folder (rule similarity_index; default %(default)s)")
-    sim.add_argument("--stamps", default="results/stamps/index.parquet",
-                     help="stamp index, for classes and the gallery (default %(default)s)")
+    sim.add_argument("--stamps", nargs="*", default=None,
+                     help="stamp set indexes, for classes and the gallery (default: every "
+                          "results/stamps/split*/*/index.parquet)")
     sim.add_argument("--gallery", default=None,
                      help="gallery PNG (default results/similar/OBJID.png; 'none' for no gallery)")
     args = parser.parse_args(argv)
@@ -28,9 +30,10 @@ def main(argv=None) -> int:
     if not (Path(args.index) / "vectors.npy").exists():
         parser.error(f"no index in {args.index}: build it with `snakemake {args.index}/vectors.npy` "
                      "(rule similarity_index)")
+    stamps = args.stamps if args.stamps is not None else sorted(glob.glob("results/stamps/split*/*/index.parquet"))
     gallery = None if args.gallery == "none" else (args.gallery or f"results/similar/{args.objid}.png")
     try:
-        table = query(args.index, args.objid, args.k, args.stamps, gallery)
+        table = query(args.index, args.objid, args.k, stamps, gallery)
     except KeyError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2

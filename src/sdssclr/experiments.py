@@ -109,6 +109,15 @@ class ExperimentGraph:
                 out.append(test)
         return out
 
+    def field_experiments(self, dataset: str | None = None) -> list[str]:
+        """The experiments whose samples' fields hold ``dataset``'s unlabelled objects: its owners,
+        or when no experiment trains on it the experiments testing on it (default: those of every
+        dataset of the graph, sorted)."""
+        if dataset is None:
+            datasets = {e.get("dataset") or e.get("test_dataset") for e in self.experiments.values()}
+            return sorted({n for d in datasets for n in self.field_experiments(d)})
+        return self.owners(dataset) or [n for n in self.names if self.sample_dataset(n) == dataset]
+
     def problems(self) -> list[str]:
         """References that do not resolve, as ``key: reason`` lines for the config check."""
         out = []

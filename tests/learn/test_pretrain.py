@@ -12,6 +12,7 @@ from sdssclr.learn.checkpoints import load_checkpoint
 from sdssclr.learn.engine import Preempted
 from sdssclr.learn.pretrain import load_encoder, pretrain
 from sdssclr.learn.runfiles import read_embeddings
+from conftest import stamp_sets
 
 
 @pytest.fixture()
@@ -26,7 +27,7 @@ def outputs(d):
 
 
 def run(tiny_run, d, cfg, **kw):
-    return pretrain(tiny_run / "splits" / "split2023" / "exp1.parquet", tiny_run / "stamps" / "index.parquet",
+    return pretrain(tiny_run / "splits" / "split2023" / "exp1.parquet", stamp_sets(tiny_run, "exp1"),
                     **outputs(d), cfg=cfg, seed=3, **kw)
 
 
@@ -81,7 +82,7 @@ def test_ddp_with_two_cpu_processes(tiny_run, tmp_path, cfg, repo):
     import subprocess
     import sys
 
-    spec = dict(split_path=str(tiny_run / "splits" / "split2023" / "exp1.parquet"), index_path=str(tiny_run / "stamps" / "index.parquet"),
+    spec = dict(split_path=str(tiny_run / "splits" / "split2023" / "exp1.parquet"), index_paths=[str(p) for p in stamp_sets(tiny_run, "exp1")],
                 **{k: str(v) for k, v in outputs(tmp_path).items()}, cfg=dict(cfg, epochs=1), seed=0,
                 log=str(tmp_path / "log"))
     (tmp_path / "spec.json").write_text(json.dumps(spec))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from sdssclr.results.similarity import SimilarityIndex, save_index
+from conftest import stamp_sets
 
 
 def test_neighbours_are_ranked_by_cosine_similarity(tmp_path):
@@ -34,7 +35,7 @@ def test_the_command_line_lists_neighbours_with_classes_and_writes_a_gallery(tin
     ids = np.load(folder / "objid.npy")
     out = tmp_path / "gallery.png"
     res = subprocess.run([sys.executable, "-m", "sdssclr", "similar", str(ids[0]), "--k", "5", "--index", str(folder),
-                          "--stamps", str(tiny_run / "stamps" / "index.parquet"), "--gallery", str(out)],
+                          "--stamps", *map(str, stamp_sets(tiny_run)), "--gallery", str(out)],
                          capture_output=True, text=True, cwd=repo, env={**os.environ, "PYTHONPATH": str(repo / "src")})
     assert res.returncode == 0, res.stderr
     lines = res.stdout.strip().splitlines()

@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 
 from sdssclr.catalog import labels, select_task
-from sdssclr.samples.splits import SampleError, carve_calibration, check_split, make_split, make_transfer_split
+from sdssclr.samples.splits import (SampleError, carve_calibration, check_split, make_sample, make_split,
+                                   make_transfer_sample, make_transfer_split)
 
 
 def pool(n_per_class=(300, 200, 500), start=0):
@@ -46,10 +47,29 @@ def test_too_small_pool_is_an_error_naming_the_class():
         make_split(pool((300, 50, 500)), 100, [6, 1, 1], seed=0, experiment="exp1")
 
 
+def transfer(parent, test_pool, per_class, **kw):
+    """Experiment 3's split as the rules build it: its own sample, then the split."""
+    return make_transfer_split(parent, make_transfer_sample(parent, test_pool, per_class, **kw))
+
+
+def test_the_sample_and_what_is_stamped_do_not_depend_on_the_calibration_carve():
+    p = pool((400, 400, 400))
+    sample = make_sample(p, 300, [6, 1, 1], seed=0, experiment="exp1")
+    for fraction in (0.2, 0.5):
+        split = make_split(p, 300, [6, 1, 1], seed=0, experiment="exp1", calibration_fraction=fraction)
+        assert (split["objID"] == sample["objID"]).all()
+        assert ((split["split"] == "calib") <= (sample["split"] == "val")).all()
+        # experiment 3 draws the same objects whatever its parent's calibration fraction
+        faint = p.iloc[::2]
+        own = make_transfer_sample(split, faint, 30, seed=0, experiment="exp3", calibration_per_class=20)
+        pd.testing.assert_frame_equal(own, make_transfer_sample(sample, faint, 30, seed=0, experiment="exp3",
+                                                                calibration_per_class=20))
+
+
 def test_transfer_split_never_tests_on_training_objects():
     parent = make_split(pool((400, 400, 400)), 300, [6, 1, 1], seed=0, experiment="exp1", calibration_fraction=0.5)
     faint = pool((400, 400, 400)).iloc[::2]  # overlaps the parent's objIDs heavily
-    exp3 = make_transfer_split(parent, faint, 30, seed=0, experiment="exp3")
+    exp3 = transfer(parent, faint, 30, seed=0, experiment="exp3")
     fit = set(parent.loc[parent["split"] != "test", "objID"])
     assert not fit & set(exp3.loc[exp3["split"] == "test", "objID"])
     assert (exp3.loc[exp3["split"] == "test", "class"].value_counts() == 30).all()
@@ -62,8 +82,8 @@ def test_transfer_split_never_tests_on_training_objects():
 def test_transfer_split_calibrates_on_its_own_dataset_never_on_a_test_object():
     parent = make_split(pool((400, 400, 400)), 300, [6, 1, 1], seed=0, experiment="exp1", calibration_fraction=0.5)
     faint = pool((400, 400, 400)).iloc[::2]
-    without = make_transfer_split(parent, faint, 30, seed=0, experiment="exp3")
-    exp3 = make_transfer_split(parent, faint, 30, seed=0, experiment="exp3", calibration_per_class=20)
+    without = transfer(parent, faint, 30, seed=0, experiment="exp3")
+    exp3 = transfer(parent, faint, 30, seed=0, experiment="exp3", calibration_per_class=20)
     cal = exp3[exp3["split"] == "calib"]
     assert (cal["class"].value_counts() == 20).all() and len(cal) == 60
     assert cal["objID"].isin(faint["objID"]).all()  # drawn from the test dataset's pool...
@@ -74,7 +94,7 @@ def test_transfer_split_calibrates_on_its_own_dataset_never_on_a_test_object():
     assert test(exp3) == test(without)
     check_split(exp3, "exp3")
     with pytest.raises(SampleError, match="calibration pool"):
-        make_transfer_split(parent, faint, 30, seed=0, experiment="exp3", calibration_per_class=150)
+        transfer(parent, faint, 30, seed=0, experiment="exp3", calibration_per_class=150)
 
 
 def test_check_split_catches_leakage_and_imbalance():

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import cuts_config
+from conftest import all_stamps, cuts_config
 from sdssclr.catalog import FIELD_KEYS, PHOTO_COLUMNS
 from sdssclr.samples.cuts import dataset_cuts
-from sdssclr.samples.pretraining_set import LeakageError, build
+from sdssclr.samples.pretraining_set import LeakageError, build, check_not_pretrained_on
 from sdssclr.samples.unlabelled import per_field_sample, photometric_sql, select_unlabelled
 from sdssclr.survey.synthetic import generate_catalog
 
@@ -54,24 +54,29 @@ def split(ids, split_name):
     return pd.DataFrame({"objID": ids, "split": split_name})
 
 
-def test_a_pretraining_set_never_holds_a_test_object_of_an_experiment_using_the_encoder():
+def test_a_pretraining_set_never_holds_a_test_object_of_an_experiment_using_the_encoder(tmp_path):
     experiments = {"exp1": {"dataset": "compact"}, "exp2": {"dataset": "compact"},  # exp2 shares exp1's encoder
                    "exp3": {"train_from": "exp1", "test_dataset": "faint_compact"}}
-    splits = {"exp1": pd.concat([split(range(0, 60), "train"), split(range(60, 70), "val"), split(range(70, 80), "test")]),
-              "exp2": pd.concat([split(range(50, 90), "train"), split(range(0, 5), "test")]),
-              "exp3": pd.concat([split(range(0, 70), "train"), split(range(100, 110), "test")])}
+    splits = {"exp1": pd.concat([split(range(0, 60), "train"), split(range(60, 70), "val"), split(range(70, 80), "test"),
+                                 split([95], "test")]),
+              "exp2": pd.concat([split(range(50, 90), "train"), split(range(0, 5), "test")])}
     unlabelled = {"compact": pd.DataFrame({"objID": range(200, 230)}),
                   "faint_compact": pd.DataFrame({"objID": range(220, 240)})}
     usable = range(0, 300)
     objects = build("compact", experiments, splits, unlabelled, usable, "all")
-    tests = set(range(70, 80)) | set(range(0, 5)) | set(range(100, 110))
+    tests = set(range(70, 80)) | set(range(0, 5))
     assert not set(objects["objID"]) & tests
     assert set(objects["origin"]) == {"labelled_train", "unlabelled_compact", "unlabelled_faint_compact"}
     # exp1's and exp2's training objects (0-89) less exp1's test (70-79) and exp2's test (0-4)
     assert len(objects[objects["origin"] == "labelled_train"]) == 90 - 10 - 5
     labelled_only = build("compact", experiments, splits, unlabelled, usable, "labelled")
     assert set(labelled_only["origin"]) == {"labelled_train"}
-    unlabelled["compact"] = pd.DataFrame({"objID": [105]})  # a labelled (test) object posing as unlabelled
+    # experiment 3 reuses the encoder: its evaluation checks its test objects against the set
+    objects.to_parquet(tmp_path / "objects.parquet")
+    check_not_pretrained_on(tmp_path / "objects.parquet", range(100, 110), "exp3's test objects")
+    with pytest.raises(LeakageError, match="pretrained on 1 of exp3's test objects"):
+        check_not_pretrained_on(tmp_path / "objects.parquet", [105, 205], "exp3's test objects")
+    unlabelled["compact"] = pd.DataFrame({"objID": [95]})  # a labelled (test) object posing as unlabelled
     with pytest.raises(LeakageError, match="labelled objects of an experiment"):
         build("compact", experiments, splits, unlabelled, usable, "all")
 
@@ -81,7 +86,7 @@ def test_the_workflow_pretrains_on_unlabelled_objects(tiny_run):
     from sdssclr.io import read_parquet_metadata
 
     exp = {n: pd.read_parquet(tiny_run / "splits" / "split2023" / f"{n}.parquet") for n in ("exp1", "exp2", "exp3")}
-    index = pd.read_parquet(tiny_run / "stamps" / "index.parquet")
+    index = all_stamps(tiny_run)
     assert (~index["labelled"]).sum() > 0 and index.loc[~index["labelled"], "class"].isna().all()
     for dataset, users in (("compact", ("exp1", "exp3")), ("faint_compact", ("exp2",))):
         objects = pd.read_parquet(tiny_run / "pretrain" / dataset / "split2023" / "all" / "objects.parquet")

@@ -148,7 +148,7 @@ def test_the_index_refuses_a_shard_whose_stamps_are_gone_or_short(tmp_path):
 
     build_tiny_data(tmp_path, n_objects=600, per_class=20)
     stamps = tmp_path / "stamps"
-    args = ([stamps / "shard-0000.parquet"], tmp_path / "catalog.parquet", tmp_path / "again.parquet")
+    args = ([stamps / "shard-0000.parquet"], tmp_path / "sample_exp1.parquet", tmp_path / "again.parquet")
     full = np.load(stamps / "shard-0000.npy")
     np.save(stamps / "shard-0000.npy", full[:-1])  # a shard of one stamp fewer than its index
     with pytest.raises(ValueError, match=rf"shard-0000\.npy holds {len(full) - 1} stamps but its index"):

@@ -19,6 +19,11 @@ EXPERIMENTS = GRAPH.names
 OWN_EXPERIMENTS = GRAPH.own
 TRANSFER_EXPERIMENTS = GRAPH.transfers
 DATASETS = list(config["datasets"])
+# The experiments whose samples' fields the unlabelled objects (and the SDSS photometric pull) come from.
+FIELD_EXPERIMENTS = GRAPH.field_experiments()
+# Stamps are cut per consumer (sdssclr.stamps.shards): one set per experiment's sample and one per
+# dataset's unlabelled objects, each for every split seed.
+STAMP_SETS = EXPERIMENTS + [f"unlabelled_{d}" for d in DATASETS]
 N_SHARDS = config["stamps"]["n_shards"]
 SOURCE = config["survey"]["source"]
 TASKS = config["tasks"]
@@ -40,6 +45,7 @@ wildcard_constraints:
     model="|".join(sorted(REGISTERED_MODELS, key=len, reverse=True)),
     frac=r"[0-9.]+",
     objects="|".join(PRETRAINING_SETS),
+    stampset="|".join(STAMP_SETS),
 
 
 def splits_of(experiments, split_seeds=None):
@@ -51,6 +57,25 @@ def splits_of(experiments, split_seeds=None):
     )
 
 
+def samples_of(experiments, split_seeds=None):
+    """The sample files (objects drawn, what is stamped) of ``experiments`` for ``split_seeds``."""
+    return expand(
+        rules.sample.output[0],
+        experiment=experiments,
+        split=split_seeds or SPLIT_SEEDS,
+    )
+
+
+def photometric_objects(wildcards):
+    """The photometric objects without spectra an unlabelled sample is drawn from: the synthetic
+    survey's, or the SDSS pull for the fields of the dataset's sample and split seed."""
+    if SOURCE == "synthetic":
+        return rules.synthetic_survey.output.photometric
+    return rules.sdss_photometric.output.photometric.format(
+        split=wildcards.split, dataset=wildcards.dataset
+    )
+
+
 def photometric_file_input():
     return config["survey"]["photometric_file"] or []
 
@@ -59,22 +84,63 @@ def catalog_file_input():
     return config["survey"]["catalog_file"] or []
 
 
-def unlabelled_pools():
-    """Unlabelled objects to stamp: those of every pretrained dataset's regime (none if disabled)."""
+def stamp_index(split, stampset):
+    """The index of one stamp set: an experiment's sample or ``unlabelled_{dataset}``."""
+    return rules.stamp_index.output[0].format(split=split, stampset=stampset)
+
+
+def unlabelled_stamps(datasets, split):
+    """The stamp sets of the unlabelled objects of ``datasets`` (none if disabled)."""
     if config["unlabelled"]["per_field"] == 0:
         return []
-    return expand(rules.unlabelled.output[0], dataset=DATASETS)
+    return [stamp_index(split, f"unlabelled_{d}") for d in datasets]
+
+
+def encoder_stamps(dataset, split, objects="all"):
+    """The stamp sets an encoder of ``dataset`` pretrains on and embeds: its owners' samples and,
+    for the ``all`` set, the unlabelled objects it sees."""
+    own = [stamp_index(split, name) for name in GRAPH.owners(dataset)]
+    if objects != "all":
+        return own
+    return own + unlabelled_stamps(GRAPH.unlabelled_datasets(dataset), split)
+
+
+def stamp_plan_objects(wildcards):
+    """What one stamp set is cut for: an experiment's sample or a dataset's unlabelled objects."""
+    name = wildcards.stampset
+    if name in EXPERIMENTS:
+        return samples_of([name], [wildcards.split])
+    return [
+        rules.unlabelled.output[0].format(
+            split=wildcards.split, dataset=name[len("unlabelled_") :]
+        )
+    ]
+
+
+def experiment_structure():
+    """Which experiment trains on, reuses or tests on which dataset (sdssclr.experiments), without
+    the sample sizes: what a pretraining set's owners and unlabelled datasets are read from.
+    Sorted, so that the order in which override files name the experiments never reruns a job.
+    """
+    keys = ("dataset", "train_from", "test_dataset")
+    return {
+        name: {k: v for k, v in sorted(exp.items()) if k in keys}
+        for name, exp in sorted(config["experiments"].items())
+    }
 
 
 def pretrain_set_inputs(wildcards):
-    """Every split (a pretraining set may hold no test object of any experiment using the encoder)
-    and the unlabelled pools the encoder pretrains on."""
+    """The splits of the experiments training on the dataset (a pretraining set may hold none of
+    their test objects) and the unlabelled pools the encoder pretrains on."""
     inputs = {
-        f"split_{name}": splits_of([name], [wildcards.split])[0] for name in EXPERIMENTS
+        f"split_{name}": splits_of([name], [wildcards.split])[0]
+        for name in GRAPH.owners(wildcards.dataset)
     }
     if config["unlabelled"]["per_field"] > 0 and wildcards.objects == "all":
         for ds in GRAPH.unlabelled_datasets(wildcards.dataset):
-            inputs[f"unlabelled_{ds}"] = rules.unlabelled.output[0].format(dataset=ds)
+            inputs[f"unlabelled_{ds}"] = rules.unlabelled.output[0].format(
+                split=wildcards.split, dataset=ds
+            )
     return inputs
 
 
@@ -88,10 +154,32 @@ def downloads_on_submit_host():
     )
 
 
-def split_inputs(wildcards):
-    """Inputs of an experiment's split: its dataset pool, or its parent's split and the test pool."""
+def sample_inputs(wildcards):
+    """Inputs of an experiment's sample: its dataset pool, and an experiment reusing another's
+    models also its parent's sample (whose training objects it may not test on)."""
     name = wildcards.experiment
     inputs = {"pool": rules.pool.output[0].format(dataset=GRAPH.sample_dataset(name))}
+    if name in TRANSFER_EXPERIMENTS:
+        inputs["parent"] = samples_of([GRAPH.parent(name)], [wildcards.split])[0]
+    return inputs
+
+
+def sample_config(name):
+    """The keys of an experiment that decide which objects it draws."""
+    keys = (
+        "dataset",
+        "ratios",
+        "test_dataset",
+        "test_per_class",
+        "calibration_per_class",
+    )
+    return {k: v for k, v in config["experiments"][name].items() if k in keys}
+
+
+def split_inputs(wildcards):
+    """Inputs of an experiment's split: its sample, and a transfer experiment its parent's split."""
+    name = wildcards.experiment
+    inputs = {"sample": samples_of([name], [wildcards.split])[0]}
     if name in TRANSFER_EXPERIMENTS:
         inputs["parent"] = splits_of([GRAPH.parent(name)], [wildcards.split])[0]
     return inputs
@@ -134,13 +222,13 @@ def pretrained(name):
 
 
 def train_inputs(wildcards):
-    """A training run reads its split and the stamps; pretrained models also their encoder. The
+    """A training run reads its split and its sample's stamps; pretrained models also their encoder. The
     label-efficiency runs have no experiment wildcard: theirs is label_efficiency.experiment.
     """
     experiment = wildcards.get("experiment", LE["experiment"])
     inputs = {
         "split": splits_of([experiment], [wildcards.split])[0],
-        "index": rules.stamp_index.output[0],
+        "index": [stamp_index(wildcards.split, experiment)],
     }
     model = spec(wildcards.model)
     if model.pretrained:
@@ -160,19 +248,34 @@ def model_gpus(wildcards):
 
 
 def transfer_inputs(wildcards):
-    """Experiment 3 evaluates the parent experiment's trained model on its own test split."""
+    """Experiment 3 evaluates the parent experiment's trained model on its own test split: its own
+    objects' stamps and the parent's (its calibration objects, the shift diagnostic); a pretrained
+    model also the encoder's pretraining set, which may hold none of the test objects.
+    """
+    parent = GRAPH.parent(wildcards.experiment)
     model = rules.train.output.model.format(
-        experiment=GRAPH.parent(wildcards.experiment),
+        experiment=parent,
         task=wildcards.task,
         model=wildcards.model,
         split=wildcards.split,
         seed=wildcards.seed,
     )
-    return {
+    inputs = {
         "model": model,
         "split": splits_of([wildcards.experiment], [wildcards.split])[0],
-        "index": rules.stamp_index.output[0],
+        "index": [
+            stamp_index(wildcards.split, wildcards.experiment),
+            stamp_index(wildcards.split, parent),
+        ],
     }
+    registered = spec(wildcards.model)
+    if registered.pretrained:
+        inputs["pretraining"] = rules.pretrain_set.output[0].format(
+            dataset=GRAPH.dataset_of(parent),
+            split=wildcards.split,
+            objects=registered.pretraining,
+        )
+    return inputs
 
 
 def run_files(name, experiments, tasks=None, models=None, seeds=None, split_seeds=None):

@@ -3,7 +3,7 @@ rule pretrain_set:
     labelled training only), never a test object."""
     input:
         unpack(pretrain_set_inputs),
-        index=rules.stamp_index.output[0],
+        index=lambda wc: encoder_stamps(wc.dataset, wc.split, wc.objects),
     output:
         "results/pretrain/{dataset}/split{split}/{objects}/objects.parquet",
     log:
@@ -11,7 +11,7 @@ rule pretrain_set:
     conda:
         "../../envs/data.yaml"
     params:
-        experiments=config["experiments"],
+        experiments=experiment_structure(),
     script:
         "../scripts/pretrain_set.py"
 
@@ -21,7 +21,7 @@ rule pretrain:
     input:
         objects=rules.pretrain_set.output[0],
         split=pretrain_split,
-        index=rules.stamp_index.output[0],
+        index=lambda wc: encoder_stamps(wc.dataset, wc.split, wc.objects),
     output:
         encoder="results/pretrain/{dataset}/split{split}/{objects}/seed{seed}/encoder.pt",
         curve="results/pretrain/{dataset}/split{split}/{objects}/seed{seed}/curve.tsv",

@@ -34,7 +34,9 @@ rule predict:
             split_seeds=[FIRST_SPLIT],
         ),
         split=lambda wc: splits_of([wc.experiment], [FIRST_SPLIT])[0],
-        index=rules.stamp_index.output[0],
+        # the experiment's own objects and the unlabelled objects of its dataset's fields
+        index=lambda wc: [stamp_index(FIRST_SPLIT, wc.experiment)]
+        + unlabelled_stamps([GRAPH.dataset_of(wc.experiment)], FIRST_SPLIT),
     output:
         "results/predictions/{experiment}/{task}/{model}.parquet",
     log:
@@ -131,7 +133,7 @@ rule gallery:
         metrics=lambda wc: run_metrics(
             [wc.experiment], [wc.task], split_seeds=[FIRST_SPLIT]
         ),
-        index=rules.stamp_index.output[0],
+        index=lambda wc: stamp_index(FIRST_SPLIT, wc.experiment),
     output:
         report(
             "results/figures/gallery_{experiment}_{task}.png",

@@ -16,8 +16,30 @@ rule pool:
         "../scripts/pool.py"
 
 
+rule sample:
+    """The objects one experiment draws for one split seed (balanced, train/val/test): what its
+    stamps are cut for."""
+    input:
+        unpack(sample_inputs),
+    output:
+        "results/samples/split{split}/{experiment}.parquet",
+    log:
+        "results/logs/sample_{experiment}_split{split}.log",
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=8000,
+    params:
+        experiment=lambda wc: sample_config(wc.experiment),
+        per_class=split_per_class,
+        seed=lambda wc: int(wc.split),
+    script:
+        "../scripts/sample.py"
+
+
 rule split:
-    """Balanced undersampling and train/val/test split of one experiment."""
+    """An experiment's split: its sample with the calibration objects carved out (experiment 3:
+    its parent's split and its own test and calibration objects)."""
     input:
         unpack(split_inputs),
     output:
@@ -30,7 +52,6 @@ rule split:
         mem_mb=8000,
     params:
         experiment=lambda wc: config["experiments"][wc.experiment],
-        per_class=split_per_class,
         seed=lambda wc: int(wc.split),
         calibration_fraction=config["conformal"]["calibration_fraction"],
     script:
@@ -38,15 +59,16 @@ rule split:
 
 
 rule unlabelled:
-    """Unlabelled objects of a dataset's regime in the labelled sample's fields (photometric cuts)."""
+    """Unlabelled objects of a dataset's regime in the fields of its labelled sample (photometric
+    cuts), for one split seed."""
     input:
-        photometric=PHOTOMETRIC,
+        photometric=photometric_objects,
         catalog=CATALOG,
-        splits=splits_of(EXPERIMENTS),
+        samples=lambda wc: samples_of(GRAPH.field_experiments(wc.dataset), [wc.split]),
     output:
-        "results/samples/unlabelled_{dataset}.parquet",
+        "results/samples/split{split}/unlabelled_{dataset}.parquet",
     log:
-        "results/logs/unlabelled_{dataset}.log",
+        "results/logs/unlabelled_{dataset}_split{split}.log",
     conda:
         "../../envs/data.yaml"
     resources:

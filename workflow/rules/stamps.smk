@@ -1,16 +1,17 @@
 rule stamp_plan:
-    """Manifest of every object to cut, whole fields assigned to a fixed number of shards."""
+    """Manifest of one stamp set (an experiment's sample, or a dataset's unlabelled objects), whole
+    fields assigned to a fixed number of shards."""
     input:
-        splits=splits_of(EXPERIMENTS),
-        unlabelled=unlabelled_pools(),
+        objects=stamp_plan_objects,
     output:
-        "results/stamps/plan.parquet",
+        "results/stamps/split{split}/{stampset}/plan.parquet",
     log:
-        "results/logs/stamp_plan.log",
+        "results/logs/stamp_plan_{stampset}_split{split}.log",
     conda:
         "../../envs/data.yaml"
     params:
         n_shards=N_SHARDS,
+        labelled=lambda wc: wc.stampset in EXPERIMENTS,
     script:
         "../scripts/stamp_plan.py"
 
@@ -21,12 +22,12 @@ rule stamp_shard:
         plan=rules.stamp_plan.output[0],
         frames=FRAMES,
     output:
-        stamps="results/stamps/shard-{shard}.npy",
-        index="results/stamps/shard-{shard}.parquet",
+        stamps="results/stamps/split{split}/{stampset}/shard-{shard}.npy",
+        index="results/stamps/split{split}/{stampset}/shard-{shard}.parquet",
     log:
-        "results/logs/stamp_shard_{shard}.log",
+        "results/logs/stamp_shard_{stampset}_split{split}_{shard}.log",
     benchmark:
-        "results/benchmarks/stamp_shard_{shard}.tsv"
+        "results/benchmarks/stamp_shard_{stampset}_split{split}_{shard}.tsv"
     localrule: downloads_on_submit_host()
     conda:
         "../../envs/data.yaml"
@@ -44,24 +45,27 @@ rule stamp_shard:
 
 
 rule stamp_index:
-    """One Parquet index over all shards (each checked against its stamps), with the catalogue
-    columns and the stamp flags."""
+    """The Parquet index of one stamp set over its shards (each checked against its stamps), with
+    its objects' catalogue columns and the stamp flags."""
     input:
         shards=expand(
-            rules.stamp_shard.output.index, shard=[f"{k:04d}" for k in range(N_SHARDS)]
+            "results/stamps/split{{split}}/{{stampset}}/shard-{shard}.parquet",
+            shard=[f"{k:04d}" for k in range(N_SHARDS)],
         ),
         # the stamps the index points into (checked; a missing shard is cut again)
         stamps=expand(
-            rules.stamp_shard.output.stamps,
+            "results/stamps/split{{split}}/{{stampset}}/shard-{shard}.npy",
             shard=[f"{k:04d}" for k in range(N_SHARDS)],
         ),
-        catalog=CATALOG,
-        photometric=PHOTOMETRIC,
+        # the columns of the objects the set was cut for (catalogue or photometric)
+        objects=stamp_plan_objects,
     output:
-        "results/stamps/index.parquet",
+        "results/stamps/split{split}/{stampset}/index.parquet",
     log:
-        "results/logs/stamp_index.log",
+        "results/logs/stamp_index_{stampset}_split{split}.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        labelled=lambda wc: wc.stampset in EXPERIMENTS,
     script:
         "../scripts/stamp_index.py"

@@ -43,33 +43,35 @@ else:
             "../scripts/sdss_catalog.py"
 
     rule sdss_photometric:
-        """Photometric objects without spectra in the labelled sample's fields (SkyServer or CasJobs)."""
+        """Photometric objects without spectra in the fields of one dataset's labelled sample, for
+        one split seed (SkyServer or CasJobs)."""
         input:
-            splits=lambda wildcards: splits_of(EXPERIMENTS),
+            samples=lambda wc: samples_of(
+                GRAPH.field_experiments(wc.dataset), [wc.split]
+            ),
             export=photometric_file_input(),
         output:
-            photometric="results/survey/photometric.parquet",
+            photometric="results/survey/photometric/split{split}/{dataset}.parquet",
         log:
-            "results/logs/sdss_photometric.log",
+            "results/logs/sdss_photometric_{dataset}_split{split}.log",
         localrule: True
         conda:
             "../../envs/data.yaml"
         params:
             data_release=config["survey"]["data_release"],
+            # the compact regime's photometric cuts; the unlabelled rule applies the dataset's own
             cuts=cuts_of("compact", config["cuts"]),
             unlabelled=config["unlabelled"],
         script:
             "../scripts/sdss_photometric.py"
 
 
-# The survey's products, whichever rule makes them: the labelled catalogue, the photometric
-# objects without spectra in the sample's fields, and the frames the stamp jobs depend on (the
-# synthetic tree; SDSS frames come from survey.frames_dir or are streamed by the stamp jobs).
+# The survey's products, whichever rule makes them: the labelled catalogue and the frames the
+# stamp jobs depend on (the synthetic tree; SDSS frames come from survey.frames_dir or are
+# streamed by the stamp jobs). The photometric objects: common.smk's photometric_objects.
 if SOURCE == "synthetic":
     CATALOG = rules.synthetic_survey.output.catalog
-    PHOTOMETRIC = rules.synthetic_survey.output.photometric
     FRAMES = rules.synthetic_survey.output.frames
 else:
     CATALOG = rules.sdss_catalog.output.catalog
-    PHOTOMETRIC = rules.sdss_photometric.output.photometric
     FRAMES = []

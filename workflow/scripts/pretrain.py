@@ -8,7 +8,7 @@ with log_to(snakemake.log[0]):
         dict(
             split_path=snakemake.input.split,
             objects_path=snakemake.input.objects,
-            index_path=snakemake.input.index,
+            index_paths=list(snakemake.input.index),
             out_encoder=snakemake.output.encoder,
             out_curve=snakemake.output.curve,
             out_embeddings=snakemake.output.embeddings,

@@ -10,7 +10,7 @@ with log_to(snakemake.log[0]):
         snakemake.params.experiments,
         {k[len("split_"):]: v for k, v in inputs.items() if k.startswith("split_")},
         {k[len("unlabelled_"):]: v for k, v in inputs.items() if k.startswith("unlabelled_")},
-        snakemake.input.index,
+        list(snakemake.input.index),
         snakemake.wildcards.objects,
         snakemake.output[0],
     )

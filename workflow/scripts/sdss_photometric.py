@@ -9,7 +9,7 @@ with log_to(snakemake.log[0]):
     write_photometric(
         snakemake.output[0],
         survey,
-        snakemake.input.splits,
+        snakemake.input.samples,
         snakemake.params.cuts,
         snakemake.params.unlabelled,
         export=snakemake.input.export or None,

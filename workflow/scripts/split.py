@@ -7,10 +7,9 @@ with log_to(snakemake.log[0]):
     write_split(
         snakemake.wildcards.experiment,
         snakemake.params.experiment,
-        snakemake.params.per_class,
         snakemake.params.seed,
         snakemake.output[0],
-        pool_path=snakemake.input.pool,
+        sample_path=snakemake.input.sample,
         parent_path=snakemake.input.get("parent"),
         calibration_fraction=snakemake.params.calibration_fraction,
     )

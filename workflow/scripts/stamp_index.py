@@ -4,4 +4,4 @@ from sdssclr.io import log_to
 from sdssclr.stamps.shards import merge_index
 
 with log_to(snakemake.log[0]):
-    merge_index(snakemake.input.shards, snakemake.input.catalog, snakemake.output[0], snakemake.input.photometric)
+    merge_index(snakemake.input.shards, snakemake.input.objects, snakemake.output[0], snakemake.params.labelled)

@@ -12,4 +12,5 @@ with log_to(snakemake.log[0]):
         snakemake.output.predictions,
         experiment=snakemake.wildcards.experiment,
         device=snakemake.config["classifiers"]["device"],
+        pretraining=snakemake.input.get("pretraining"),
     )

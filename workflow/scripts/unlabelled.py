@@ -7,7 +7,7 @@ with log_to(snakemake.log[0]):
     write_unlabelled(
         snakemake.input.photometric,
         snakemake.input.catalog,
-        snakemake.input.splits,
+        snakemake.input.samples,
         snakemake.wildcards.dataset,
         snakemake.params.cuts,
         snakemake.params.unlabelled["per_field"],

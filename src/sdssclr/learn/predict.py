@@ -1,7 +1,9 @@
-"""Classify the survey: every stamped object (labelled or not), with conformal prediction sets.
+"""Classify the survey: every object stamped for an experiment's dataset (labelled or not), with
+conformal prediction sets.
 
 For one experiment x task x model, the saved model of every seed predicts class probabilities for
-every object with a usable stamp, shard by shard (never more than one shard of stamps in memory);
+every object with a usable stamp in the stamp sets it is given (the rule gives the experiment's
+own set and its dataset's unlabelled objects), shard by shard (never more than one shard of stamps in memory);
 the seeds' probabilities are averaged (a seed ensemble). The ensemble is calibrated on the
 experiment's ``calib`` objects, which no seed was fitted or early-stopped on
 (:mod:`sdssclr.learn.conformal`), and every object gets its prediction set. Written to
@@ -38,7 +40,7 @@ def ensemble_proba(classifiers, objs) -> np.ndarray:
     return np.mean([clf.predict_proba(objs) for clf in classifiers], axis=0)
 
 
-def predict_survey(model_paths, split_path, index_path, out, *, alpha: float, mondrian: bool = True,
+def predict_survey(model_paths, split_path, index_paths, out, *, alpha: float, mondrian: bool = True,
                    device: str = "auto", threads: int = 1) -> pd.DataFrame:
     device = resolve_device(device)
     if device.type == "cpu":
@@ -51,7 +53,7 @@ def predict_survey(model_paths, split_path, index_path, out, *, alpha: float, mo
     classes = TASK_CLASSES[task]
     clfs = [restore(s, device) for s in states]
 
-    cal = load_objects(split_path, index_path, task=task, splits=[CALIBRATION])
+    cal = load_objects(split_path, index_paths, task=task, splits=[CALIBRATION])
     if not len(cal):
         raise ValueError(f"{split_path}: no calibration objects (conformal.calibration_fraction is 0?)")
     thresh = thresholds(ensemble_proba(clfs, cal), cal.labels, alpha, mondrian)
@@ -59,10 +61,10 @@ def predict_survey(model_paths, split_path, index_path, out, *, alpha: float, mo
              dict(zip(classes, np.round(thresh, 4))))
 
     split = pd.read_parquet(split_path, columns=["objID", "split"]).set_index("objID")["split"]
-    index = usable_index(index_path)
+    index = usable_index(index_paths)
     parts = []
-    for shard, rows in index.groupby("shard", sort=True):
-        objs = objects_of_rows(rows, index_path)
+    for shard, rows in index.groupby("shard_file", sort=True):
+        objs = objects_of_rows(rows)
         p = ensemble_proba(clfs, objs)
         sets = prediction_sets(p, thresh)
         part = pd.DataFrame({"objID": objs.objid,

@@ -110,7 +110,7 @@ def knn_accuracy(bank, bank_y, query, query_y, k: int = 20, temperature: float =
     return float((votes.argmax(1) == query_y).float().mean())
 
 
-def pretrain(split_path, index_path, out_encoder, out_curve, out_embeddings, *, cfg: dict, seed: int,
+def pretrain(split_path, index_paths, out_encoder, out_curve, out_embeddings, *, cfg: dict, seed: int,
              objects_path=None, threads: int = 1, checkpoint_path=None, on_step=None) -> dict:
     """Train SimCLR and write the three outputs.
 
@@ -126,12 +126,12 @@ def pretrain(split_path, index_path, out_encoder, out_curve, out_embeddings, *, 
     seed_everything(seed)
     checkpoint_path = Path(checkpoint_path or Path(out_encoder).with_name("checkpoint.pt"))
 
-    labelled = load_objects(split_path, index_path, splits=["train"])
+    labelled = load_objects(split_path, index_paths, splits=["train"])
     if objects_path is not None:
         # built from the same stamp index, usable stamps only (sdssclr.samples.pretraining_set counts the
         # objects it drops); an object without a usable stamp here is an error of load_by_objid
         ids = pd.read_parquet(objects_path, columns=["objID"])["objID"].to_numpy(np.int64)
-        train = load_by_objid(index_path, ids, source=labelled.source)
+        train = load_by_objid(index_paths, ids, source=labelled.source)
     else:
         train = labelled
     log.info("pretraining set: %d objects, %d of them labelled training objects", len(train),
@@ -141,7 +141,7 @@ def pretrain(split_path, index_path, out_encoder, out_curve, out_embeddings, *, 
     # keeps the objIDs but not the stamps)
     checkpoint = RunCheckpoint(checkpoint_path, run_key(["simclr", science, seed], {"pretrain": train.objid},
                                                         {"stamps": array_hash(train.stamps)}))
-    monitor = KnnMonitor(labelled, load_objects(split_path, index_path, splits=["val"]), seed)
+    monitor = KnnMonitor(labelled, load_objects(split_path, index_paths, splits=["val"]), seed)
     n = len(train)
     stamps = torch.from_numpy(train.stamps).to(device)
     own_sigma = border_noise(stamps)
@@ -247,7 +247,7 @@ def pretrain(split_path, index_path, out_encoder, out_curve, out_embeddings, *, 
         with atomic_path(out_curve) as tmp:
             pd.DataFrame(history).to_csv(tmp, sep="\t", index=False)
         ids, embs = [], []
-        for shard_ids, shard_stamps in iter_usable_shards(index_path):
+        for shard_ids, shard_stamps in iter_usable_shards(index_paths):
             ids.append(shard_ids)
             embs.append(embed(encoder, normalizer, cfg["augment"]["crop"], shard_stamps, device, cfg["embed_batch_size"]))
         objid, emb = np.concatenate(ids), np.concatenate(embs)

@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from threadpoolctl import threadpool_limits
 
@@ -22,6 +23,7 @@ from ..catalog import TASK_CLASSES
 from ..experiments import CALIBRATION, SOURCE_CALIBRATION
 from ..io import array_hash, file_hash, read_parquet_metadata, write_json_atomic
 from ..registry import spec
+from ..samples.pretraining_set import check_not_pretrained_on
 from ..samples.splits import rng_for
 from ..stamps.objects import Objects, load_objects
 from .checkpoints import RunCheckpoint, load_checkpoint, run_key, save_atomic
@@ -55,7 +57,7 @@ class NeverLearned(RuntimeError):
     """A run's network never left the validation loss of a uniform guess over its classes."""
 
 
-def run_training(split_path, index_path, model_name: str, task: str, seed: int, cfg: dict, out_model, out_metrics,
+def run_training(split_path, index_paths, model_name: str, task: str, seed: int, cfg: dict, out_model, out_metrics,
                  out_predictions, *, encoder_path=None, fraction: float = 1.0, min_val_per_class: int = 1,
                  experiment: str = "", device: str = "auto", threads: int = 1, fail_at_chance: bool = True) -> dict:
     """Train ``model_name`` (its own config section ``cfg``) on an experiment's train/val splits for
@@ -67,7 +69,7 @@ def run_training(split_path, index_path, model_name: str, task: str, seed: int, 
     if device.type == "cpu":
         torch.set_num_threads(max(1, threads))
     seed_everything(seed)
-    objs = subsample_labels(load_objects(split_path, index_path, task=task), fraction, seed, min_val_per_class)
+    objs = subsample_labels(load_objects(split_path, index_paths, task=task), fraction, seed, min_val_per_class)
     counts = {s: int((objs.split == s).sum()) for s in ("train", "val")}
     log.info("%s %s %s seed %d: %d training and %d validation objects (label fraction %g), device %s",
              experiment, task, model_name, seed, counts["train"], counts["val"], fraction, device)
@@ -100,14 +102,19 @@ def run_training(split_path, index_path, model_name: str, task: str, seed: int, 
                             "training": report})
 
 
-def evaluate_run(model_path, split_path, index_path, out_metrics, out_predictions, *, experiment: str,
-                 device: str = "auto") -> dict:
+def evaluate_run(model_path, split_path, index_paths, out_metrics, out_predictions, *, experiment: str,
+                 device: str = "auto", pretraining=None) -> dict:
     """Evaluate a saved model on a split's test objects (experiment 3: experiment 1's models), and
     give the probabilities of its calibration objects (``calib``, drawn from the test dataset) and
-    of the parent's (``calib_source``)."""
+    of the parent's (``calib_source``). ``pretraining``: the pretraining set of a pretrained model's
+    encoder, which must hold none of the test objects (checked here, where they are evaluated)."""
+    if pretraining is not None:
+        split = pd.read_parquet(split_path, columns=["objID", "split"])
+        check_not_pretrained_on(pretraining, split.loc[split["split"] == "test", "objID"],
+                                f"{experiment}'s test objects")
     state = load_checkpoint(model_path)
     clf = restore(state, resolve_device(device))
-    objs = load_objects(split_path, index_path, task=state["task"], splits=["test", CALIBRATION, SOURCE_CALIBRATION])
+    objs = load_objects(split_path, index_paths, task=state["task"], splits=["test", CALIBRATION, SOURCE_CALIBRATION])
     split_seed = split_seed_of(split_path)
     if split_seed != state.get("split_seed"):
         raise ValueError(f"{model_path} was trained on split seed {state.get('split_seed')}, but {split_path} "

@@ -11,9 +11,12 @@ reuses experiment 1's). Its pretraining set is
   unlabelled objects of that dataset (experiment 3's encoder sees faint+compact objects without
   labels: the target domain),
 - restricted to usable stamps,
-- never a test object of any experiment that uses the encoder: such objects are removed (counted)
-  and the absence of any is then asserted; no unlabelled object may be a labelled object of any
-  experiment (asserted).
+- never a test object of any experiment that uses the encoder: an owner's test objects are removed
+  (counted) and their absence is then asserted here; an experiment reusing the encoder (experiment
+  3) draws its test objects outside its parent's training objects, and the unlabelled objects are
+  photometric objects without spectra, so none of them can be in the set: the evaluation of that
+  experiment asserts it (:func:`check_not_pretrained_on`), so that redrawing its test objects never
+  reruns a pretraining. No unlabelled object may be a labelled object of an owner (asserted).
 
 ``results/pretrain/{dataset}/split{S}/{all,labelled}/objects.parquet`` lists objID and where each
 object comes from; the ``labelled`` set is the labelled training objects alone.
@@ -22,6 +25,7 @@ object comes from; the ``labelled`` set is the labelled training objects alone.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -39,7 +43,8 @@ class LeakageError(AssertionError):
 
 def build(dataset: str, experiments: dict, splits: dict[str, pd.DataFrame], unlabelled: dict[str, pd.DataFrame],
           usable_ids, mode: str = "all") -> pd.DataFrame:
-    """The pretraining set of ``dataset``'s encoder (see the module docstring)."""
+    """The pretraining set of ``dataset``'s encoder (see the module docstring) from the splits of
+    its owners."""
     if mode not in PRETRAINING_SETS:
         raise ValueError(f"a pretraining set is one of {PRETRAINING_SETS}, got {mode!r}")
     graph = ExperimentGraph(experiments)
@@ -61,30 +66,42 @@ def build(dataset: str, experiments: dict, splits: dict[str, pd.DataFrame], unla
     counts = {"no usable stamp": int((~usable).sum())}
     objects = objects[usable]
     tests = set()
-    for name in users:
+    for name in own:
         tests |= set(splits[name].loc[splits[name]["split"] == "test", "objID"].to_numpy(np.int64))
     in_test = objects["objID"].isin(tests)
-    counts["test objects of an experiment using the encoder"] = int(in_test.sum())
+    counts["test objects of an experiment training on the dataset"] = int(in_test.sum())
     objects = objects[~in_test].sort_values("objID").reset_index(drop=True)
     if objects["objID"].isin(tests).any():  # the guarantee itself, asserted where the set is built
-        raise LeakageError(f"{dataset}: the pretraining set holds test objects of {users}")
+        raise LeakageError(f"{dataset}: the pretraining set holds test objects of {own}")
     log.info("pretraining set of the %s encoder (used by %s, objects: %s): %s; removed %s", dataset,
              ", ".join(users), mode, objects["origin"].value_counts().to_dict(), counts)
     return objects
 
 
-def write_pretraining_set(dataset: str, experiments: dict, split_paths: dict, unlabelled_paths: dict, index_path,
+def write_pretraining_set(dataset: str, experiments: dict, split_paths: dict, unlabelled_paths: dict, index_paths,
                           mode: str, out) -> pd.DataFrame:
-    """Write ``results/pretrain/{dataset}/objects.parquet`` from the splits, the unlabelled pools and
-    the stamp index (its ``usable`` column)."""
+    """Write ``results/pretrain/{dataset}/split{S}/{set}/objects.parquet`` from the owners'
+    splits, the unlabelled pools and the stamp sets (their ``usable`` column)."""
     splits = {name: pd.read_parquet(p, columns=["objID", "split"]) for name, p in split_paths.items()}
     unlabelled = {ds: pd.read_parquet(p, columns=["objID"]) for ds, p in unlabelled_paths.items()}
-    objects = build(dataset, experiments, splits, unlabelled, usable_objids(index_path), mode)
-    write_parquet_atomic(objects, out, {"source": data_source(index_path), "dataset": dataset, "objects": mode})
+    objects = build(dataset, experiments, splits, unlabelled, usable_objids(index_paths), mode)
+    write_parquet_atomic(objects, out, {"source": data_source(index_paths[0] if isinstance(index_paths, list) else index_paths), "dataset": dataset, "objects": mode})
     return objects
 
 
-def usable_objids(index_path) -> np.ndarray:
-    """objIDs of the stamp index's usable stamps (the index's ``usable`` column)."""
-    index = pd.read_parquet(index_path, columns=["objID", "usable"])
-    return index.loc[index["usable"], "objID"].to_numpy(np.int64)
+def usable_objids(index_paths) -> np.ndarray:
+    """objIDs of the usable stamps of one or several stamp sets (their indexes' ``usable`` column)."""
+    paths = [index_paths] if isinstance(index_paths, (str, Path)) else list(index_paths)
+    index = pd.concat([pd.read_parquet(p, columns=["objID", "usable"]) for p in paths], ignore_index=True)
+    return np.unique(index.loc[index["usable"], "objID"].to_numpy(np.int64))
+
+
+def check_not_pretrained_on(pretraining_path, objids, what: str) -> None:
+    """Raise :class:`LeakageError` if the pretraining set at ``pretraining_path`` holds any of
+    ``objids`` (e.g. experiment 3's test objects, checked where they are evaluated)."""
+    seen = pd.read_parquet(pretraining_path, columns=["objID"])["objID"]
+    leaked = seen[seen.isin(np.asarray(objids, dtype=np.int64))]
+    if len(leaked):
+        raise LeakageError(f"{pretraining_path}: the encoder pretrained on {len(leaked)} of {what}, e.g. "
+                           f"{leaked.head(3).tolist()}")
+    log.info("%s: none of %d %s in the encoder's pretraining set", pretraining_path, len(objids), what)

@@ -7,6 +7,10 @@
   (:func:`sdssclr.experiments.split_sizes` counts them).
 - Experiment 3 keeps experiment 1's train and validation splits and tests on faint+compact objects
   drawn from the faint pool *excluding* every objID in those splits; :func:`check_split` asserts it.
+- Two steps, two files: the *sample* (:func:`write_sample`: the objects drawn, with train/val/test)
+  decides which objects are stamped; the *split* (:func:`write_split`) adds what only the models
+  read (the calibration carve, experiment 3's copy of its parent's splits), so that changing it
+  never re-cuts a stamp.
 - The tasks' classes (SG drops quasars) are in :data:`sdssclr.catalog.TASK_CLASSES`.
 """
 
@@ -61,13 +65,20 @@ def stratified_split(sample: pd.DataFrame, ratios, rng: np.random.Generator) -> 
     return pd.Series(labels, index=sample.index, name="split")
 
 
-def make_split(pool: pd.DataFrame, per_class: int, ratios, seed: int, experiment: str,
-               calibration_fraction: float = 0.0) -> pd.DataFrame:
-    """Balanced sample of ``pool`` with a ``split`` column, deterministic for ``seed``."""
+def make_sample(pool: pd.DataFrame, per_class: int, ratios, seed: int, experiment: str) -> pd.DataFrame:
+    """Balanced sample of ``pool`` with a train/val/test ``split`` column, deterministic for ``seed``:
+    every object an experiment's models will see (the stamps are cut for these objects)."""
     rng = rng_for(seed, experiment)
     sample = balanced_sample(pool, per_class, rng, what=f"{experiment} pool")
     sample["split"] = stratified_split(sample, ratios, rng).to_numpy()
-    return carve_calibration(sample, calibration_fraction, seed, experiment)
+    return sample
+
+
+def make_split(pool: pd.DataFrame, per_class: int, ratios, seed: int, experiment: str,
+               calibration_fraction: float = 0.0) -> pd.DataFrame:
+    """:func:`make_sample` with its calibration objects carved out of the validation split."""
+    return carve_calibration(make_sample(pool, per_class, ratios, seed, experiment), calibration_fraction, seed,
+                             experiment)
 
 
 def carve_calibration(sample: pd.DataFrame, fraction: float, seed: int, experiment: str) -> pd.DataFrame:
@@ -92,28 +103,38 @@ def carve_calibration(sample: pd.DataFrame, fraction: float, seed: int, experime
     return sample.assign(split=split)
 
 
-def make_transfer_split(parent: pd.DataFrame, test_pool: pd.DataFrame, test_per_class: int,
-                        seed: int, experiment: str, calibration_per_class: int = 0) -> pd.DataFrame:
-    """Parent's train/val objects, its calibration objects relabelled ``calib_source`` (a shift
-    diagnostic), and from ``test_pool`` with none of the parent's objects in it a balanced test
-    set and a disjoint balanced calibration set of ``calibration_per_class`` (``calib``): the
-    parent's models are evaluated on, and their conformal sets calibrated on, the same dataset."""
-    fit = parent[parent["split"].isin(["train", "val", CALIBRATION])].copy()
-    fit.loc[fit["split"] == CALIBRATION, "split"] = SOURCE_CALIBRATION
-    candidates = test_pool[~test_pool["objID"].isin(fit["objID"])]
+def make_transfer_sample(parent_sample: pd.DataFrame, test_pool: pd.DataFrame, test_per_class: int,
+                         seed: int, experiment: str, calibration_per_class: int = 0) -> pd.DataFrame:
+    """The objects an experiment reusing another's models draws for itself: from ``test_pool``
+    with none of the parent's train/val objects in it (its calibration objects are validation
+    objects) a balanced ``test`` set and a disjoint balanced ``calib`` set of
+    ``calibration_per_class``. Reads the parent's *sample*, so that the parent's calibration
+    fraction never redraws (or re-stamps) these objects."""
+    fit_ids = parent_sample.loc[parent_sample["split"].isin(["train", "val", CALIBRATION]), "objID"]
+    candidates = test_pool[~test_pool["objID"].isin(fit_ids)]
     log.info("%s: %d of %d test-pool objects are in the parent's train/val/calibration and are excluded",
              experiment, len(test_pool) - len(candidates), len(test_pool))
     test = balanced_sample(candidates, test_per_class, rng_for(seed, experiment),
                            what=f"{experiment} test pool")
     test["split"] = "test"
-    parts = [fit, test[fit.columns]]
+    parts = [test]
     if calibration_per_class > 0:
         rest = candidates[~candidates["objID"].isin(test["objID"])]
         cal = balanced_sample(rest, calibration_per_class, rng_for(seed, experiment, CALIBRATION),
                               what=f"{experiment} calibration pool (test pool without the test objects)")
         cal["split"] = CALIBRATION
-        parts.append(cal[fit.columns])
+        parts.append(cal)
     return pd.concat(parts, ignore_index=True)
+
+
+def make_transfer_split(parent: pd.DataFrame, own: pd.DataFrame) -> pd.DataFrame:
+    """Parent's train/val objects, its calibration objects relabelled ``calib_source`` (a shift
+    diagnostic), then the experiment's own test and calibration objects
+    (:func:`make_transfer_sample`): the parent's models are evaluated on, and their conformal sets
+    calibrated on, the same dataset."""
+    fit = parent[parent["split"].isin(["train", "val", CALIBRATION])].copy()
+    fit.loc[fit["split"] == CALIBRATION, "split"] = SOURCE_CALIBRATION
+    return pd.concat([fit, own[fit.columns]], ignore_index=True)
 
 
 def check_split(split: pd.DataFrame, experiment: str) -> None:
@@ -128,19 +149,38 @@ def check_split(split: pd.DataFrame, experiment: str) -> None:
             raise SampleError(f"{experiment}: {name} split is not balanced: {counts.to_dict()}")
 
 
-def write_split(experiment: str, exp_config: dict, per_class: int | None, seed: int, out, *,
-                pool_path=None, parent_path=None, calibration_fraction: float = 0.0) -> pd.DataFrame:
-    """Write one experiment's split table (catalogue columns + ``split``), checked. ``per_class``
-    is the size of the experiment's own dataset (unused by an experiment reusing another's)."""
+def write_sample(experiment: str, exp_config: dict, per_class: int | None, seed: int, out, *, pool_path,
+                 parent_sample_path=None) -> pd.DataFrame:
+    """Write the objects one experiment draws for split seed ``seed`` (catalogue columns +
+    ``split``): its own dataset's balanced train/val/test sample, or, for an experiment reusing
+    another's models, its test and calibration objects. ``per_class`` is the size of the
+    experiment's own dataset (unused by an experiment reusing another's)."""
+    pool = pd.read_parquet(pool_path)
     if has_own_dataset(exp_config):
-        source = data_source(pool_path)
-        split = make_split(pd.read_parquet(pool_path), per_class, exp_config["ratios"], seed, experiment,
-                           calibration_fraction)
+        sample = make_sample(pool, per_class, exp_config["ratios"], seed, experiment)
     else:
-        source = data_source(parent_path)
+        sample = make_transfer_sample(pd.read_parquet(parent_sample_path), pool, exp_config["test_per_class"], seed,
+                                      experiment, exp_config["calibration_per_class"])
+    check_split(sample, experiment)
+    counts = sample.groupby(["split", "class"]).size().unstack(fill_value=0)
+    log.info("%s sample (seed %d, source %s):\n%s", experiment, seed, data_source(pool_path), counts.to_string())
+    write_parquet_atomic(sample, out, {"source": data_source(pool_path), "experiment": experiment,
+                                       "split_seed": str(int(seed))})
+    return sample
+
+
+def write_split(experiment: str, exp_config: dict, seed: int, out, *, sample_path, parent_path=None,
+                calibration_fraction: float = 0.0) -> pd.DataFrame:
+    """Write one experiment's split table from its sample (:func:`write_sample`), checked: an own
+    dataset's sample with its calibration objects carved out of the validation split, or the
+    parent's split followed by the experiment's own test and calibration objects."""
+    source = data_source(sample_path)
+    sample = pd.read_parquet(sample_path)
+    if has_own_dataset(exp_config):
+        split = carve_calibration(sample, calibration_fraction, seed, experiment)
+    else:
         parent = pd.read_parquet(parent_path)
-        split = make_transfer_split(parent, pd.read_parquet(pool_path), exp_config["test_per_class"], seed,
-                                    experiment, exp_config["calibration_per_class"])
+        split = make_transfer_split(parent, sample)
         fit_ids = set(parent.loc[parent["split"].isin(["train", "val", CALIBRATION]), "objID"])
         overlap = fit_ids & set(split.loc[split["split"].isin(["test", CALIBRATION]), "objID"])
         if overlap:  # the leakage of the original experiment 3; never allowed here

@@ -9,7 +9,10 @@ the same kind, at no extra download. The unlabelled sample is
 - passing the *photometric* part of the same cut definitions as the labelled sample
   (:func:`sdssclr.samples.cuts.dataset_cuts` with ``photometric_only``: clean photometry, guards, flags,
   compact),
-- in the fields of the labelled sample's objects,
+- in the fields of the labelled sample's objects: for each split seed, the samples of the
+  experiments that train on the dataset (:meth:`sdssclr.experiments.ExperimentGraph.field_experiments`;
+  an experiment that only tests on it, like experiment 3, adds no fields, so that redrawing its
+  test objects never changes what an encoder pretrains on),
 - at most ``per_field`` of them per field, chosen by a seeded pseudo-random rank
   (:func:`field_rank`), the same in SQL (``ROW_NUMBER() OVER (PARTITION BY field ...)``) and here.
 
@@ -109,9 +112,9 @@ def query_photometric(cuts: list[Cut], fields: pd.DataFrame, per_field: int, see
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(PHOTO_COLUMN_NAMES))
 
 
-def needed_fields(split_paths) -> pd.DataFrame:
-    """The fields of every object of the experiments' splits (their frames are downloaded anyway)."""
-    return (pd.concat([pd.read_parquet(p, columns=list(FIELD_KEYS)) for p in split_paths])
+def needed_fields(sample_paths) -> pd.DataFrame:
+    """The fields of every object of the experiments' samples (their frames are downloaded anyway)."""
+    return (pd.concat([pd.read_parquet(p, columns=list(FIELD_KEYS)) for p in sample_paths])
             .drop_duplicates().sort_values(list(FIELD_KEYS)).reset_index(drop=True))
 
 
@@ -142,9 +145,10 @@ def select_unlabelled(photometric: pd.DataFrame, labelled_ids, fields: pd.DataFr
     return chosen, counts | {"_cut_report": report}
 
 
-def write_unlabelled(photometric_path, catalog_path, split_paths, dataset: str, cuts_config: dict, per_field: int,
+def write_unlabelled(photometric_path, catalog_path, sample_paths, dataset: str, cuts_config: dict, per_field: int,
                      seed: int, out) -> pd.DataFrame:
-    """Write ``results/samples/unlabelled_{dataset}.parquet``; log every count."""
+    """Write ``results/samples/split{S}/unlabelled_{dataset}.parquet`` from the fields of the samples at
+    ``sample_paths``; log every count."""
     source = data_source(photometric_path)
     if source != data_source(catalog_path):
         raise ValueError(f"{photometric_path} ({source}) and {catalog_path} ({data_source(catalog_path)}) come from "
@@ -152,7 +156,7 @@ def write_unlabelled(photometric_path, catalog_path, split_paths, dataset: str, 
     photometric = pd.read_parquet(photometric_path)
     check_columns(photometric, required=PHOTO_COLUMN_NAMES, source=str(photometric_path))
     labelled = pd.read_parquet(catalog_path, columns=["objID"])["objID"]
-    chosen, counts = select_unlabelled(photometric, labelled, needed_fields(split_paths), dataset, cuts_config,
+    chosen, counts = select_unlabelled(photometric, labelled, needed_fields(sample_paths), dataset, cuts_config,
                                        per_field, seed)
     report = counts.pop("_cut_report")
     log.info("unlabelled %s objects (source %s):\n%s\nphotometric cuts in order:\n%s", dataset, source,
@@ -161,12 +165,12 @@ def write_unlabelled(photometric_path, catalog_path, split_paths, dataset: str, 
     return chosen
 
 
-def write_photometric(out, survey: dict, split_paths, cuts_config: dict, unlabelled: dict, *, export=None, sdss=None,
+def write_photometric(out, survey: dict, sample_paths, cuts_config: dict, unlabelled: dict, *, export=None, sdss=None,
                       sleep=time.sleep) -> pd.DataFrame:
     """The SDSS path's photometric catalogue of the labelled sample's fields: a CasJobs export of
     :func:`photometric_sql` (``survey.photometric_file``), or SkyServer queries field range by range."""
     release = survey["data_release"]
-    fields = needed_fields(split_paths)
+    fields = needed_fields(sample_paths)
     if export:
         df = read_catalog_file(export, PHOTO_COLUMNS)
         origin = f"CasJobs export {export}"

@@ -18,7 +18,7 @@ import pandas as pd
 from ..bands import BANDS, PIXEL_SCALE
 from ..catalog import features, labels, select_task
 from ..io import data_source
-from .shards import load_stamps, shard_path, usable_index
+from .shards import load_stamps, read_index
 
 log = logging.getLogger(__name__)
 
@@ -52,20 +52,28 @@ class Objects:
         return len(self.objid)
 
 
-def load_objects(split_path, index_path, task: str | None = None, splits=None) -> Objects:
-    """Objects of an experiment's split table with usable stamps (dropped ones are counted)."""
+def load_objects(split_path, index_paths, task: str | None = None, splits=None) -> Objects:
+    """Objects of an experiment's split table with usable stamps in the stamp sets
+    ``index_paths`` (dropped ones are counted). An object of the split that no set holds at all is
+    an error: the split and the stamps disagree."""
     table = pd.read_parquet(split_path)
     if splits is not None:
         table = table[table["split"].isin(list(splits))]
     if task is not None:
         table = select_task(table, task)
-    index = usable_index(index_path)
+    index = read_index(index_paths)
+    unstamped = ~table["objID"].isin(index["objID"])
+    if unstamped.any():
+        raise KeyError(f"{split_path}: {int(unstamped.sum())} objects are in none of the stamp sets {index_paths}, "
+                       f"e.g. {table.loc[unstamped, 'objID'].head(3).tolist()}; was the split made from another "
+                       "sample than the stamps?")
+    index = index[index["usable"]]
     keep = table["objID"].isin(index["objID"])
     if (~keep).any():
         log.info("%s: %d of %d objects have no usable stamp and are left out (%s)", Path(split_path).name,
                  (~keep).sum(), len(table), table.loc[~keep, "class"].value_counts().to_dict())
     table = table[keep].reset_index(drop=True)
-    stamps = load_stamps(index, lambda s: shard_path(index_path, s), table["objID"].to_numpy())
+    stamps = load_stamps(index, table["objID"].to_numpy())
     fwhm = np.stack([table[f"psffwhm_{b}"].to_numpy(float) for b in BANDS], 1) / PIXEL_SCALE
     return Objects(objid=table["objID"].to_numpy(np.int64), stamps=stamps, features=features(table),
                    psf_fwhm_px=fwhm.astype(np.float32), classes=table["class"].to_numpy(str),
@@ -73,31 +81,32 @@ def load_objects(split_path, index_path, task: str | None = None, splits=None) -
                    source=data_source(split_path))
 
 
-def load_by_objid(index_path, objids, source: str = "", index: pd.DataFrame | None = None) -> Objects:
+def load_by_objid(index_paths, objids, source: str = "", index: pd.DataFrame | None = None) -> Objects:
     """Objects with usable stamps among ``objids`` (labelled or not; an unlabelled object's class
     is ''), in the order of ``objids``; the split column says 'pretrain'. ``index``: the usable rows
-    of the stamp index by objID, when the caller has already read them."""
-    index = usable_index(index_path).set_index("objID") if index is None else index
+    of the stamp sets by objID, when the caller has already read them."""
+    index = read_index(index_paths, usable=True).set_index("objID") if index is None else index
     objids = np.asarray(objids, dtype=np.int64)
     missing = ~np.isin(objids, index.index.to_numpy())
     if missing.any():
-        raise KeyError(f"{index_path}: {int(missing.sum())} objects have no usable stamp, e.g. {objids[missing][:3]}")
-    return objects_of_rows(index.loc[objids].reset_index(), index_path, source)
+        raise KeyError(f"{index_paths}: {int(missing.sum())} objects have no usable stamp, e.g. {objids[missing][:3]}")
+    return objects_of_rows(index.loc[objids].reset_index(), source)
 
 
-def objects_of_rows(rows: pd.DataFrame, index_path, source: str = "") -> Objects:
-    """Objects of rows of the stamp index (labelled or not; an unlabelled object's class is '')."""
+def objects_of_rows(rows: pd.DataFrame, source: str = "") -> Objects:
+    """Objects of rows of a stamp index read by :func:`sdssclr.stamps.shards.read_index` (labelled
+    or not; an unlabelled object's class is '')."""
     objids = rows["objID"].to_numpy(np.int64)
-    stamps = load_stamps(rows, lambda s: shard_path(index_path, s))
+    stamps = load_stamps(rows)
     fwhm = np.stack([rows[f"psffwhm_{b}"].to_numpy(float) for b in BANDS], 1) / PIXEL_SCALE
     classes = rows["class"].fillna("").to_numpy(str) if "class" in rows else np.full(len(rows), "")
     return Objects(objid=objids, stamps=stamps, features=features(rows), psf_fwhm_px=fwhm.astype(np.float32),
                    classes=classes, split=np.full(len(rows), "pretrain"), source=source)
 
 
-def iter_usable_shards(index_path):
-    """(objIDs, stamps) of the usable objects of one shard at a time, so that embedding every
-    object never holds more than one shard in memory."""
-    index = usable_index(index_path)
-    for _, rows in index.groupby("shard", sort=True):
-        yield rows["objID"].to_numpy(np.int64), load_stamps(rows, lambda s: shard_path(index_path, s))
+def iter_usable_shards(index_paths):
+    """(objIDs, stamps) of the usable objects of one shard file at a time, so that embedding every
+    object of the stamp sets never holds more than one shard in memory."""
+    index = read_index(index_paths, usable=True)
+    for _, rows in index.groupby("shard_file", sort=True):
+        yield rows["objID"].to_numpy(np.int64), load_stamps(rows)

@@ -1,8 +1,14 @@
 """Stamps cut field by field into memory-mappable ``.npy`` shards, with a Parquet index.
 
-Plan. Every object to stamp (the splits' objects and the unlabelled ones of the same fields) is
-assigned with its whole field to one of ``n_shards`` shards (:func:`write_plan`), so that each
-field's frames are read once.
+Stamp sets. Stamps are cut per consumer: one set per experiment and split seed (the objects of its
+sample, ``results/stamps/split{S}/{experiment}/``) and one per dataset's unlabelled objects
+(``results/stamps/split{S}/unlabelled_{dataset}/``). A job depends on the sets it reads and no
+other, so that redrawing one experiment's objects, or changing the unlabelled objects, re-cuts
+that set alone and reruns only its readers. The price: a field with objects in several sets has
+its frames decoded once per set.
+
+Plan. Every object of a set is assigned with its whole field to one of ``n_shards`` shards
+(:func:`write_plan`), so that within a set each field's frames are read once.
 
 Throughput. Objects are grouped by field; each field's five frames are decompressed once, all the
 field's objects are cut in one vectorised pass (:func:`sdssclr.stamps.cutting.cut_field`), and the
@@ -15,8 +21,9 @@ with non-finite pixels inside the frame ``flag_nonfinite``. Policy ``drop`` mark
 keeps them. Either way the index records the flags and the log counts them. Objects of a field
 whose frames are missing are flagged ``flag_missing`` and never usable (:func:`cut_shard`).
 
-Reading. :func:`load_stamps` reads any selection of indexed objects from the memory-mapped shards;
-:func:`usable_index` is the index's usable rows.
+Reading. :func:`read_index` reads one or several sets' indexes (each row naming its shard file);
+:func:`load_stamps` reads any selection of their objects from the memory-mapped shards;
+:func:`usable_index` is their usable rows.
 """
 
 from __future__ import annotations
@@ -24,7 +31,6 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -238,47 +244,34 @@ def assemble_shard(objects: pd.DataFrame, groups, parts_dir: Path, out_npy, size
     return index
 
 
-def load_stamps(index: pd.DataFrame, shard_paths: dict[int, Path] | Callable[[int], Path],
-                objids=None) -> np.ndarray:
-    """Stamps of ``objids`` (default: every indexed object) read from memory-mapped shards."""
+def load_stamps(index: pd.DataFrame, objids=None) -> np.ndarray:
+    """Stamps of ``objids`` (default: every row) of an index read by :func:`read_index`, from the
+    memory-mapped shards its ``shard_file`` column names."""
     if objids is not None:
         index = index.set_index("objID").loc[np.asarray(objids)].reset_index()
-    path_of = shard_paths if callable(shard_paths) else shard_paths.__getitem__
-    maps = {s: np.load(path_of(s), mmap_mode="r") for s in index["shard"].unique()}
+    maps = {f: np.load(f, mmap_mode="r") for f in index["shard_file"].unique()}
     if not maps:
         raise ValueError("no stamps to load: the selection is empty")
     size = next(iter(maps.values())).shape[-1]
     out = np.empty((len(index), len(BANDS), size, size), dtype=np.float32)
-    for s, rows in index.groupby("shard").indices.items():
+    for f, rows in index.groupby("shard_file").indices.items():
         offsets = index["offset"].to_numpy()[rows]
         order = np.argsort(offsets)
-        out[rows[order]] = maps[s][offsets[order]]
+        out[rows[order]] = maps[f][offsets[order]]
     return out
 
 
-def write_plan(split_paths, n_shards: int, out, unlabelled_paths=()) -> pd.DataFrame:
-    """The stamp manifest: every object of every split once, and the unlabelled objects of the
-    same fields (cut in the same field-by-field pass: no frame is read twice), with its shard and
-    a ``labelled`` flag."""
-    paths = [*split_paths, *unlabelled_paths]
-    sources = {data_source(p) for p in paths}
+def write_plan(object_paths, n_shards: int, out, labelled: bool = True) -> pd.DataFrame:
+    """The manifest of one stamp set: every object of ``object_paths`` (an experiment's sample, or
+    one dataset's unlabelled objects) once, with its shard and a ``labelled`` flag."""
+    sources = {data_source(p) for p in object_paths}
     if len(sources) != 1:
-        raise ValueError(f"splits come from different sources: {sorted(sources)}")
+        raise ValueError(f"the objects to stamp come from different sources: {sorted(sources)}")
     cols = ["objID", "ra", "dec", *FIELD_KEYS]
-    labelled = pd.concat([pd.read_parquet(p, columns=cols) for p in split_paths], ignore_index=True)
-    labelled["labelled"] = True
-    parts = [labelled]
-    if unlabelled_paths:
-        extra = pd.concat([pd.read_parquet(p, columns=cols) for p in unlabelled_paths], ignore_index=True)
-        extra = extra[~extra["objID"].isin(labelled["objID"])]
-        fields = labelled[list(FIELD_KEYS)].drop_duplicates()
-        outside = len(extra) - len(extra.merge(fields, on=list(FIELD_KEYS)))
-        if outside:
-            raise ValueError(f"{outside} unlabelled objects lie in fields of no labelled object")
-        parts.append(extra.assign(labelled=False))
-    plan = plan_shards(pd.concat(parts, ignore_index=True), n_shards)
-    log.info("stamp plan: %d objects (%d labelled, %d unlabelled) in %d fields over %d shards (sizes %s)", len(plan),
-             plan["labelled"].sum(), (~plan["labelled"]).sum(), plan.groupby(list(FIELD_KEYS)).ngroups, n_shards,
+    objects = pd.concat([pd.read_parquet(p, columns=cols) for p in object_paths], ignore_index=True)
+    plan = plan_shards(objects.assign(labelled=bool(labelled)), n_shards)
+    log.info("stamp plan: %d %s objects in %d fields over %d shards (sizes %s)", len(plan),
+             "labelled" if labelled else "unlabelled", plan.groupby(list(FIELD_KEYS)).ngroups, n_shards,
              np.bincount(plan["shard"], minlength=n_shards).tolist())
     write_parquet_atomic(plan, out, {"source": sources.pop()})
     return plan
@@ -295,10 +288,10 @@ def run_shard(plan_path, shard: int, frames, out_npy, out_index, *, size: int, p
     return index
 
 
-def merge_index(shard_indexes, catalog_path, out, photometric_path=None) -> pd.DataFrame:
-    """One index over all shards, joined with the catalogue columns (the photometric catalogue's
-    for unlabelled objects, whose spectroscopic columns and class stay empty); ``labelled`` says
-    which is which."""
+def merge_index(shard_indexes, objects_paths, out, labelled: bool = True) -> pd.DataFrame:
+    """The index of one stamp set over its shards, joined with the columns of the objects it was
+    cut for (``objects_paths``: the sample's catalogue columns, or the unlabelled objects'
+    photometric ones, whose spectroscopic columns and class stay empty); ``labelled`` says which."""
     parts = [pd.read_parquet(p) for p in shard_indexes]
     for path, part in zip(map(Path, shard_indexes), parts):  # the stamps the index points into
         npy = path.with_suffix(".npy")
@@ -308,21 +301,20 @@ def merge_index(shard_indexes, catalog_path, out, photometric_path=None) -> pd.D
         if n != len(part):
             raise ValueError(f"{npy} holds {n} stamps but its index {path} {len(part)} rows; rerun its stamp_shard job")
     index = pd.concat(parts, ignore_index=True)
-    catalog = pd.read_parquet(catalog_path).assign(labelled=True)
-    if photometric_path is not None:
-        photometric = pd.read_parquet(photometric_path)
-        photometric = photometric[~photometric["objID"].isin(catalog["objID"])].assign(labelled=False)
-        catalog = pd.concat([catalog, photometric], ignore_index=True)
-    merged = index.merge(catalog, on="objID", how="left", validate="one_to_one")
+    paths = [objects_paths] if isinstance(objects_paths, (str, Path)) else list(objects_paths)
+    objects = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True).drop(columns=["split"],
+                                                                                      errors="ignore")
+    objects = objects.drop(columns=[c for c in objects.columns if c in index.columns and c != "objID"])
+    merged = index.merge(objects.assign(labelled=bool(labelled)), on="objID", how="left", validate="one_to_one")
     unknown = merged["labelled"].isna()
     if unknown.any():
-        raise ValueError(f"{int(unknown.sum())} stamped objects are in no catalogue, e.g. "
+        raise ValueError(f"{int(unknown.sum())} stamped objects are in none of {[str(p) for p in paths]}, e.g. "
                          f"{merged.loc[unknown, 'objID'].head(3).tolist()}")
     merged["labelled"] = merged["labelled"].astype(bool)
-    log.info("stamp index: %d objects (%d unlabelled), %d usable, %d leave the frame, %d non-finite, %d with "
-             "missing frames", len(merged), (~merged["labelled"]).sum(), merged["usable"].sum(),
+    log.info("stamp index: %d %s objects, %d usable, %d leave the frame, %d non-finite, %d with missing frames",
+             len(merged), "labelled" if labelled else "unlabelled", merged["usable"].sum(),
              merged["flag_edge"].sum(), merged["flag_nonfinite"].sum(), merged["flag_missing"].sum())
-    write_parquet_atomic(merged, out, {"source": data_source(catalog_path)})
+    write_parquet_atomic(merged, out, {"source": data_source(paths[0])})
     return merged
 
 
@@ -331,7 +323,24 @@ def shard_path(index_path, shard: int) -> Path:
     return Path(index_path).parent / f"shard-{int(shard):04d}.npy"
 
 
-def usable_index(index_path) -> pd.DataFrame:
-    """The rows of the stamp index whose stamps are usable."""
-    index = pd.read_parquet(index_path)
-    return index[index["usable"]].reset_index(drop=True)
+def read_index(index_paths, usable: bool = False) -> pd.DataFrame:
+    """The rows of one or several stamp sets' indexes (a path or a list), each with the
+    ``shard_file`` its stamps are in; an object stamped in several sets (the same cut of the same
+    frames) is kept once. ``usable``: only the rows whose stamps are usable."""
+    paths = [index_paths] if isinstance(index_paths, (str, Path)) else list(index_paths)
+    if not paths:
+        raise ValueError("no stamp index given")
+    parts = []
+    for path in paths:
+        part = pd.read_parquet(path)
+        part["shard_file"] = [str(shard_path(path, s)) for s in part["shard"]]
+        parts.append(part)
+    index = pd.concat(parts, ignore_index=True).drop_duplicates("objID", keep="first")
+    if usable:
+        index = index[index["usable"]]
+    return index.reset_index(drop=True)
+
+
+def usable_index(index_paths) -> pd.DataFrame:
+    """The rows of the stamp index (or indexes) whose stamps are usable (:func:`read_index`)."""
+    return read_index(index_paths, usable=True)
