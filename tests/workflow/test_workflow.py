@@ -305,17 +305,21 @@ def test_operational_keys_rerun_nothing_and_a_cut_reruns_its_downstream(tiny_run
         "classifiers": {"device": "cpu", "fail_at_chance": True},
     }
     assert planned(workdir, operational) == {}
-    # a stamp file lost (to a full disk, a cleanup): its shard is cut again, and what reads that
-    # set reruns (exp2's models and the encoders of its dataset), nothing that reads another set
+    # a stamp file lost (to a full disk, a cleanup): finished results stand (Snakemake treats it like
+    # a temporary file), but the next job that reads the set has it cut first, never a
+    # FileNotFoundError: then what reads that set reruns (exp2's models, its dataset's encoders)
     lost = tiny_run / "stamps" / "split2023" / "exp2" / "shard-0001.npy"
     kept = shutil.copy2(lost, workdir / "kept.npy")
     lost.unlink()
     try:
-        jobs = planned(workdir, {})
+        untouched = planned(workdir, {})
+        jobs = planned(workdir, {"classifiers": {"gbdt": {"max_iter": 25}}})
     finally:
         shutil.copy2(kept, lost)
+    assert untouched == {}
     assert {r: n for r, n in jobs.items() if r not in REPORTS} == {
-        "stamp_shard": 1, "stamp_index": 1, "pretrain_set": 2, "pretrain": 4, "train": 9 * RUNS}
+        "stamp_shard": 1, "stamp_index": 1, "pretrain_set": 2, "pretrain": 4, "train": 9 * RUNS + RUNS,
+        "transfer": RUNS}
     # a cut of both pools changes every sample: everything downstream of the catalogue, not the survey
     cut = planned(workdir, {"cuts": {"compact_max_ratio": 0.45}})
     assert "synthetic_survey" not in cut

@@ -89,6 +89,16 @@ def stamp_index(split, stampset):
     return rules.stamp_index.output[0].format(split=split, stampset=stampset)
 
 
+def stamp_files(indexes):
+    """The stamp shards the stamp set indexes ``indexes`` point into: declared by every job that
+    reads stamps, so that a lost shard is cut again before such a job runs."""
+    return [
+        str(Path(index).with_name(f"shard-{k:04d}.npy"))
+        for index in indexes
+        for k in range(N_SHARDS)
+    ]
+
+
 def unlabelled_stamps(datasets, split):
     """The stamp sets of the unlabelled objects of ``datasets`` (none if disabled)."""
     if config["unlabelled"]["per_field"] == 0:
@@ -103,6 +113,14 @@ def encoder_stamps(dataset, split, objects="all"):
     if objects != "all":
         return own
     return own + unlabelled_stamps(GRAPH.unlabelled_datasets(dataset), split)
+
+
+def predict_stamps(experiment):
+    """What an experiment's survey predictions classify: its own objects and the unlabelled
+    objects of its dataset (first split seed)."""
+    return [stamp_index(FIRST_SPLIT, experiment)] + unlabelled_stamps(
+        [GRAPH.dataset_of(experiment)], FIRST_SPLIT
+    )
 
 
 def stamp_plan_objects(wildcards):
@@ -226,9 +244,11 @@ def train_inputs(wildcards):
     label-efficiency runs have no experiment wildcard: theirs is label_efficiency.experiment.
     """
     experiment = wildcards.get("experiment", LE["experiment"])
+    index = [stamp_index(wildcards.split, experiment)]
     inputs = {
         "split": splits_of([experiment], [wildcards.split])[0],
-        "index": [stamp_index(wildcards.split, experiment)],
+        "index": index,
+        "stamps": stamp_files(index),
     }
     model = spec(wildcards.model)
     if model.pretrained:
@@ -268,6 +288,7 @@ def transfer_inputs(wildcards):
             stamp_index(wildcards.split, parent),
         ],
     }
+    inputs["stamps"] = stamp_files(inputs["index"])
     registered = spec(wildcards.model)
     if registered.pretrained:
         inputs["pretraining"] = rules.pretrain_set.output[0].format(

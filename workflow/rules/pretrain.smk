@@ -22,6 +22,7 @@ rule pretrain:
         objects=rules.pretrain_set.output[0],
         split=pretrain_split,
         index=lambda wc: encoder_stamps(wc.dataset, wc.split, wc.objects),
+        stamps=lambda wc: stamp_files(encoder_stamps(wc.dataset, wc.split, wc.objects)),
     output:
         encoder="results/pretrain/{dataset}/split{split}/{objects}/seed{seed}/encoder.pt",
         curve="results/pretrain/{dataset}/split{split}/{objects}/seed{seed}/curve.tsv",

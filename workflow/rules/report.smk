@@ -35,8 +35,8 @@ rule predict:
         ),
         split=lambda wc: splits_of([wc.experiment], [FIRST_SPLIT])[0],
         # the experiment's own objects and the unlabelled objects of its dataset's fields
-        index=lambda wc: [stamp_index(FIRST_SPLIT, wc.experiment)]
-        + unlabelled_stamps([GRAPH.dataset_of(wc.experiment)], FIRST_SPLIT),
+        index=lambda wc: predict_stamps(wc.experiment),
+        stamps=lambda wc: stamp_files(predict_stamps(wc.experiment)),
     output:
         "results/predictions/{experiment}/{task}/{model}.parquet",
     log:
@@ -134,6 +134,7 @@ rule gallery:
             [wc.experiment], [wc.task], split_seeds=[FIRST_SPLIT]
         ),
         index=lambda wc: stamp_index(FIRST_SPLIT, wc.experiment),
+        stamps=lambda wc: stamp_files([stamp_index(FIRST_SPLIT, wc.experiment)]),
     output:
         report(
             "results/figures/gallery_{experiment}_{task}.png",
