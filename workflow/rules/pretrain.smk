@@ -8,6 +8,7 @@ rule pretrain_set:
         "results/pretrain/{dataset}/split{split}/{objects}/objects.parquet",
     log:
         "results/logs/pretrain_set_{dataset}_split{split}_{objects}.log",
+    priority: 10
     conda:
         "../../envs/data.yaml"
     params:
@@ -31,6 +32,8 @@ rule pretrain:
         "results/logs/pretrain_{dataset}_split{split}_{objects}_seed{seed}.log",
     benchmark:
         "results/benchmarks/pretrain_{dataset}_split{split}_{objects}_seed{seed}.tsv"
+    # first among ready jobs: every pretrained model waits for its encoder
+    priority: 10
     conda:
         "../../envs/torch.yaml"
     threads: 8
