@@ -25,6 +25,8 @@ rule sample:
         "results/samples/split{split}/{experiment}.parquet",
     log:
         "results/logs/sample_{experiment}_split{split}.log",
+    # before any training: the objects and stamps every job downstream waits for
+    priority: 20
     conda:
         "../../envs/data.yaml"
     resources:
@@ -46,6 +48,8 @@ rule split:
         "results/splits/split{split}/{experiment}.parquet",
     log:
         "results/logs/split_{experiment}_split{split}.log",
+    # before any training: the objects and stamps every job downstream waits for
+    priority: 20
     conda:
         "../../envs/data.yaml"
     resources:
@@ -69,6 +73,8 @@ rule unlabelled:
         "results/samples/split{split}/unlabelled_{dataset}.parquet",
     log:
         "results/logs/unlabelled_{dataset}_split{split}.log",
+    # before any training: the objects and stamps every job downstream waits for
+    priority: 20
     conda:
         "../../envs/data.yaml"
     resources:

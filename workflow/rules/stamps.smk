@@ -7,6 +7,8 @@ rule stamp_plan:
         "results/stamps/split{split}/{stampset}/plan.parquet",
     log:
         "results/logs/stamp_plan_{stampset}_split{split}.log",
+    # before any training: the objects and stamps every job downstream waits for
+    priority: 20
     conda:
         "../../envs/data.yaml"
     params:
@@ -28,6 +30,8 @@ rule stamp_shard:
         "results/logs/stamp_shard_{stampset}_split{split}_{shard}.log",
     benchmark:
         "results/benchmarks/stamp_shard_{stampset}_split{split}_{shard}.tsv"
+    # before any training: the objects and stamps every job downstream waits for
+    priority: 20
     localrule: downloads_on_submit_host()
     conda:
         "../../envs/data.yaml"
@@ -63,6 +67,8 @@ rule stamp_index:
         "results/stamps/split{split}/{stampset}/index.parquet",
     log:
         "results/logs/stamp_index_{stampset}_split{split}.log",
+    # before any training: the objects and stamps every job downstream waits for
+    priority: 20
     conda:
         "../../envs/data.yaml"
     params:
