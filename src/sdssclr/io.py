@@ -22,6 +22,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
+def path_list(paths) -> list:
+    """``paths`` as a list: one path (a str or Path), or any iterable of them (None: empty)."""
+    if paths is None:
+        return []
+    return [paths] if isinstance(paths, (str, Path)) else list(paths)
+
+
 def array_hash(*arrays) -> str:
     """SHA-256 of the dtypes, shapes and bytes of ``arrays`` (the content a piece of work reads)."""
     h = hashlib.sha256()

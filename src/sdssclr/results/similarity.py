@@ -22,7 +22,7 @@ import pandas as pd
 
 from sklearn.neighbors import NearestNeighbors
 
-from ..io import atomic_path
+from ..io import atomic_path, path_list
 from ..learn.runfiles import read_embeddings
 from ..stamps.objects import load_by_objid
 from ..stamps.shards import usable_index
@@ -87,8 +87,7 @@ def query(folder, objid: int, k: int, stamps_index=None, gallery=None) -> pd.Dat
     knows them), and a gallery PNG of the object and its neighbours when ``gallery`` is given."""
     ids, sim = SimilarityIndex(folder).neighbours(int(objid), k)
     table = pd.DataFrame({"rank": np.arange(1, len(ids) + 1), "objID": ids, "similarity": sim})
-    stamps_index = [p for p in ([stamps_index] if isinstance(stamps_index, (str, Path)) else stamps_index or [])
-                    if Path(p).exists()]
+    stamps_index = [p for p in path_list(stamps_index) if Path(p).exists()]
     if stamps_index:
         # every indexed object has a usable stamp (the embeddings are of those), read the index once
         idx = usable_index(stamps_index).set_index("objID")

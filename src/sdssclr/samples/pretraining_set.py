@@ -25,13 +25,12 @@ object comes from; the ``labelled`` set is the labelled training objects alone.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..experiments import ExperimentGraph
-from ..io import data_source, write_parquet_atomic
+from ..io import data_source, path_list, write_parquet_atomic
 from ..registry import PRETRAINING_SETS
 
 log = logging.getLogger(__name__)
@@ -85,13 +84,13 @@ def write_pretraining_set(dataset: str, experiments: dict, split_paths: dict, un
     splits = {name: pd.read_parquet(p, columns=["objID", "split"]) for name, p in split_paths.items()}
     unlabelled = {ds: pd.read_parquet(p, columns=["objID"]) for ds, p in unlabelled_paths.items()}
     objects = build(dataset, experiments, splits, unlabelled, usable_objids(index_paths), mode)
-    write_parquet_atomic(objects, out, {"source": data_source(index_paths[0] if isinstance(index_paths, list) else index_paths), "dataset": dataset, "objects": mode})
+    write_parquet_atomic(objects, out, {"source": data_source(path_list(index_paths)[0]), "dataset": dataset, "objects": mode})
     return objects
 
 
 def usable_objids(index_paths) -> np.ndarray:
     """objIDs of the usable stamps of one or several stamp sets (their indexes' ``usable`` column)."""
-    paths = [index_paths] if isinstance(index_paths, (str, Path)) else list(index_paths)
+    paths = path_list(index_paths)
     index = pd.concat([pd.read_parquet(p, columns=["objID", "usable"]) for p in paths], ignore_index=True)
     return np.unique(index.loc[index["usable"], "objID"].to_numpy(np.int64))
 

@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from ..bands import BANDS
 from ..catalog import FIELD_KEYS
-from ..io import array_hash, atomic_path, data_source, remove_stale_temporaries, write_parquet_atomic
+from ..io import array_hash, atomic_path, data_source, path_list, remove_stale_temporaries, write_parquet_atomic
 from ..survey.frames import Frame, MissingFrame, read_frame
 from .cutting import cut_field
 
@@ -301,7 +301,7 @@ def merge_index(shard_indexes, objects_paths, out, labelled: bool = True) -> pd.
         if n != len(part):
             raise ValueError(f"{npy} holds {n} stamps but its index {path} {len(part)} rows; rerun its stamp_shard job")
     index = pd.concat(parts, ignore_index=True)
-    paths = [objects_paths] if isinstance(objects_paths, (str, Path)) else list(objects_paths)
+    paths = path_list(objects_paths)
     objects = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True).drop(columns=["split"],
                                                                                       errors="ignore")
     objects = objects.drop(columns=[c for c in objects.columns if c in index.columns and c != "objID"])
@@ -327,7 +327,7 @@ def read_index(index_paths, usable: bool = False) -> pd.DataFrame:
     """The rows of one or several stamp sets' indexes (a path or a list), each with the
     ``shard_file`` its stamps are in; an object stamped in several sets (the same cut of the same
     frames) is kept once. ``usable``: only the rows whose stamps are usable."""
-    paths = [index_paths] if isinstance(index_paths, (str, Path)) else list(index_paths)
+    paths = path_list(index_paths)
     if not paths:
         raise ValueError("no stamp index given")
     parts = []
