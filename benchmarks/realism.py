@@ -28,12 +28,13 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sdssclr.bands import BANDS
 from sdssclr.catalog import FEATURES, TASK_CLASSES, features, select_task
 from sdssclr.config import deep_merge
+from sdssclr.io import data_source, write_parquet_atomic
 from sdssclr.results.realism import (ks_distances, light_beyond, matched_to_r, seeing_of, sky_noise, stamp_magnitudes,
                                      star_field, tree_cv_accuracy)
 from sdssclr.results.stats import paired_bootstrap
 from sdssclr.samples.cuts import apply_cuts, dataset_cuts
 from sdssclr.samples.pools import write_pool
-from sdssclr.samples.splits import write_split
+from sdssclr.samples.splits import write_sample, write_split
 from sdssclr.stamps.objects import load_objects
 from sdssclr.stamps.shards import merge_index, run_shard, write_plan
 from sdssclr.survey.fetch import LocalFrames
@@ -138,24 +139,32 @@ def gain_table(catalog, cfg, work: Path, args):
         pool = write_pool(src, ds, cfg["cuts"], data / f"pool_{ds}.parquet")
         per[ds] = int(pool["class"].value_counts().reindex(["STAR", "GALAXY", "QSO"]).fillna(0).min() * 0.9)
     exps = cfg["experiments"]
-    splits = {}
+    splits, samples = {}, {}
     for name in ("exp1", "exp2", "exp3"):
         e = exps[name]
-        if name == "exp3":  # as many test objects as the faint pool holds outside exp1's train/val
+        parent = e.get("train_from")
+        if name == "exp3":  # test (and calibration) objects from the faint pool outside exp1's train/val
             fit = pd.read_parquet(splits["exp1"]).query("split != 'test'")["objID"]
             faint = pd.read_parquet(data / "pool_faint_compact.parquet")
             left = faint[~faint["objID"].isin(fit)]["class"].value_counts().reindex(["STAR", "GALAXY", "QSO"])
-            e = deep_merge(e, {"test_per_class": int(left.fillna(0).min() * 0.9)})
+            most = left.fillna(0).min()
+            e = deep_merge(e, {"test_per_class": int(most * 0.6), "calibration_per_class": max(1, int(most * 0.3))})
         ds = e.get("dataset", e.get("test_dataset"))
-        splits[name] = data / f"{name}.parquet"
-        write_split(name, e, per.get(e.get("dataset")), cfg["split_seeds"][0], splits[name],
-                    pool_path=data / f"pool_{ds}.parquet", parent_path=splits.get(e.get("train_from")),
-                    calibration_fraction=cfg["conformal"]["calibration_fraction"])
-    plan = data / "stamps" / "plan.parquet"
-    write_plan(list(splits.values()), 1, plan)
-    run_shard(plan, 0, LocalFrames(work / "frames"), data / "stamps" / "shard-0000.npy",
-              data / "stamps" / "shard-0000.parquet", size=32, policy="drop", threads=args.threads)
-    merge_index([data / "stamps" / "shard-0000.parquet"], src, data / "stamps" / "index.parquet")
+        samples[name], splits[name] = data / f"sample_{name}.parquet", data / f"{name}.parquet"
+        write_sample(name, e, per.get(e.get("dataset")), cfg["split_seeds"][0], samples[name],
+                     pool_path=data / f"pool_{ds}.parquet", parent_sample_path=samples.get(parent))
+        write_split(name, e, cfg["split_seeds"][0], splits[name], sample_path=samples[name],
+                    parent_path=splits.get(parent), calibration_fraction=cfg["conformal"]["calibration_fraction"])
+    # one stamp set for the three samples (they share objects): every field decoded once
+    stamps = data / "stamps"
+    union = data / "objects.parquet"
+    everything = pd.concat([pd.read_parquet(p) for p in samples.values()]).drop_duplicates("objID")
+    write_parquet_atomic(everything.drop(columns="split"), union, {"source": data_source(samples["exp1"])})
+    plan = stamps / "plan.parquet"
+    write_plan([union], 1, plan)
+    run_shard(plan, 0, LocalFrames(work / "frames"), stamps / "shard-0000.npy", stamps / "shard-0000.parquet",
+              size=32, policy="drop", threads=args.threads)
+    merge_index([stamps / "shard-0000.parquet"], [union], stamps / "index.parquet")
     print("| Exp | Task | 24 features | + stamp magnitudes | gain (points) [95% paired CI] | test objects |")
     print("|---|---|---|---|---|---|")
     for exp, fit_exp in (("exp1", "exp1"), ("exp2", "exp2"), ("exp3", "exp1")):

@@ -57,11 +57,11 @@ def all_stamps(results, *names, split=2023):
 @pytest.fixture(scope="session")
 def synthetic_catalog():
     """One synthetic catalogue measured from its frames (rendered in memory), shared by the tests
-    that need catalogue rows: 9,000 objects in 150 fields, half of them galaxies (few galaxies are
+    that need catalogue rows: 9,000 objects in 150 fields, 60% of them galaxies (few galaxies are
     compact enough for the samples)."""
     from sdssclr.survey.synthetic import generate_catalog
 
-    return generate_catalog(9000, 60, (320, 320), seed=5, class_fractions=(0.3, 0.5, 0.2), threads=2)[0]
+    return generate_catalog(9000, 60, (320, 320), seed=5, class_fractions=(0.25, 0.6, 0.15), threads=2)[0]
 
 
 @pytest.fixture(scope="session")

@@ -163,7 +163,8 @@ def test_one_registry_names_every_model_and_row():
 
 def test_margnet_ann_reaches_the_tree_on_a_synthetic_catalogue(repo, synthetic_catalog):
     """The photometric network against the photometry-only tree on a few thousand catalogue rows
-    of the synthetic survey (no stamps needed): within a few points."""
+    of the synthetic survey (no stamps needed): within a few points, pooled over two split seeds
+    (one split's ~180 test objects move the difference by +-3 points)."""
     from sdssclr.catalog import features, labels, select_task
     from sdssclr.learn.engine import Schedule, fit, predict_logits
     from sdssclr.samples.cuts import apply_cuts, dataset_cuts
@@ -173,25 +174,29 @@ def test_margnet_ann_reaches_the_tree_on_a_synthetic_catalogue(repo, synthetic_c
     cat = synthetic_catalog
     pool = cat[apply_cuts(cat, dataset_cuts("compact", cfg["cuts"]))]
     per_class = int(pool["class"].value_counts().min() * 0.95)
-    assert per_class > 500
-    s = select_task(make_split(pool, per_class, [6, 1, 1], 0, "exp1"), "SGQ")
-    x, y, split = features(s), labels(s, "SGQ"), s["split"].to_numpy()
-    o = Objects(objid=s["objID"].to_numpy(), stamps=np.zeros((len(s), 5, 4, 4), np.float32), features=x,
-                psf_fwhm_px=np.ones((len(s), 5), np.float32), classes=s["class"].to_numpy(), split=split, labels=y)
-    gbdt = build("gbdt", 3, cfg["classifiers"]["gbdt"])
-    gbdt.fit(o, seed=0)
-    te = split == "test"
-    tree_acc = (gbdt.predict_proba(o)[te].argmax(1) == y[te]).mean()
+    assert per_class > 400
+    tree_correct, ann_correct = [], []
+    for split_seed in (0, 1):
+        s = select_task(make_split(pool, per_class, [6, 1, 1], split_seed, "exp1"), "SGQ")
+        x, y, split = features(s), labels(s, "SGQ"), s["split"].to_numpy()
+        o = Objects(objid=s["objID"].to_numpy(), stamps=np.zeros((len(s), 5, 4, 4), np.float32), features=x,
+                    psf_fwhm_px=np.ones((len(s), 5), np.float32), classes=s["class"].to_numpy(), split=split,
+                    labels=y)
+        gbdt = build("gbdt", 3, cfg["classifiers"]["gbdt"])
+        gbdt.fit(o, seed=0)
+        te = split == "test"
+        tree_correct.append(gbdt.predict_proba(o)[te].argmax(1) == y[te])
 
-    torch.manual_seed(0)
-    scaler = QuantileScaler.fit(x[split == "train"])
-    z, yt = torch.from_numpy(scaler(x)), torch.as_tensor(np.array(y))
-    ann = PhotometryANN(3)
-    tr, va = split == "train", split == "val"
-    fit(ann, (z[tr],), yt[tr], (z[va],), yt[va],
-        schedule=Schedule(lr=1e-3, batch_size=128, max_epochs=400, patience=30, min_steps=10),
-        device=torch.device("cpu"), seed=0)
-    ann_acc = (predict_logits(ann, (z[te],), 4096, torch.device("cpu")).argmax(1).numpy() == y[te]).mean()
+        torch.manual_seed(0)
+        scaler = QuantileScaler.fit(x[split == "train"])
+        z, yt = torch.from_numpy(scaler(x)), torch.as_tensor(np.array(y))
+        ann = PhotometryANN(3)
+        tr, va = split == "train", split == "val"
+        fit(ann, (z[tr],), yt[tr], (z[va],), yt[va],
+            schedule=Schedule(lr=1e-3, batch_size=128, max_epochs=400, patience=30, min_steps=10),
+            device=torch.device("cpu"), seed=0)
+        ann_correct.append(predict_logits(ann, (z[te],), 4096, torch.device("cpu")).argmax(1).numpy() == y[te])
+    tree_acc, ann_acc = np.concatenate(tree_correct).mean(), np.concatenate(ann_correct).mean()
     assert tree_acc > 0.8
     assert ann_acc > tree_acc - 0.04, (ann_acc, tree_acc)
 

@@ -18,16 +18,17 @@ Objects. Classes STAR/GALAXY/QSO are drawn with probabilities ``class_fractions`
 follow power-law number counts, p(r) ~ 10^(alpha r) (alpha 0.12 stars, 0.35 galaxies, 0.30
 quasars).
 - Stars follow a stellar locus: halo turn-off stars and an intermediate population parametrised
-  by g-r, and M dwarfs parametrised by r-i (g-r saturating near 1.4); shares
-  :data:`STAR_POPULATIONS`, 0.05 mag scatter.
+  by g-r, and M dwarfs parametrised by r-i (g-r saturating near 1.4), whose share grows with r
+  (:data:`STAR_POPULATIONS`); 0.05 mag scatter.
 - Quasars have redshifts from a mixture peaking at z ~ 1.6 with a second component at z ~ 2.8;
   blue power-law colours with emission-line wiggles, the Lyman-alpha forest reddening u-g above
   z ~ 2.6 and g-r above z ~ 3.3 (the stellar-locus crossing at z ~ 2.5-3). Below z = 0.6 a nucleus
   sits in an exponential host galaxy holding up to half the light.
-- Galaxies have redshifts growing with r; a red sequence (share :data:`RED_FRACTION`, bulge-
-  dominated) and a blue cloud (disc-dominated), each with colours reddening with z. Each is a de
-  Vaucouleurs bulge plus an exponential disc sharing a half-light radius log-normal about
-  GALAXY_SIZE x 10^(-0.1 (r - 18)) arcsec (0.45 dex), axis ratio 0.4-1, random position angle.
+- Galaxies have redshifts growing with r; a red sequence (share :data:`RED_FRACTION`, falling
+  with r; bulge-dominated) and a blue cloud (disc-dominated), each with colours reddening with z.
+  Each is a de Vaucouleurs bulge plus an exponential disc sharing a half-light radius log-normal
+  about GALAXY_SIZE x 10^(-0.1 (r - 18)) arcsec (GALAXY_SIZE_DEX; RED_SIZE times that on the red
+  sequence), axis ratio 0.4-1, random position angle.
 - Neighbours not in the catalogue: stars (``background_density`` per 10^5 px) and galaxies
   (``neighbour_galaxies`` per arcmin^2), r 19.5-23, so blends happen.
 
@@ -83,11 +84,20 @@ SEEING_RANGE = (0.7, 1.75)
 #: whose FWHM is the model's times exp(N(mean, sd)) per field and band, so point sources fit
 #: slightly extended (the real faint stars' deVRad, 0.08" median in r and 0.11" in u, needs it).
 PSF_MISMATCH_LN = {"u": (0.08, 0.06), "g": (0.04, 0.05), "r": (0.03, 0.04), "i": (0.03, 0.04), "z": (0.05, 0.05)}
-#: Galaxies: median half-light radius GALAXY_SIZE" at r = 18 (shrinking by 10^-0.1 per magnitude),
-#: and the share of the red sequence.
-GALAXY_SIZE, RED_FRACTION = 1.2, 0.5
-#: Shares of halo turn-off stars, an intermediate population and M dwarfs.
-STAR_POPULATIONS = (0.45, 0.15, 0.40)
+#: Galaxies: median half-light radius GALAXY_SIZE" at r = 18 (shrinking by 10^-0.1 per magnitude)
+#: with GALAXY_SIZE_DEX scatter; the red sequence's share RED_FRACTION[0] at r = 20.5, falling by
+#: RED_FRACTION[1] per magnitude (clipped to 0.2-0.9): the released faint galaxies' g-r medians
+#: are 1.56, 1.08 and 0.61 at r 20-21, 21-22 and 22-23 (the compact cut keeps fewer red galaxies
+#: than are drawn). The narrow size scatter: the released faint galaxies are rarely unresolved
+#: (deVRad_r below 0.08" for 5%), which a 0.45 dex scatter's small tail contradicts.
+GALAXY_SIZE, GALAXY_SIZE_DEX, RED_FRACTION = 1.7, 0.25, (0.8, 0.2)
+#: Red-sequence galaxies of a given r lie further away (luminous red galaxies): their radii are
+#: RED_SIZE times the blue cloud's.
+RED_SIZE = 0.75
+#: Stars: the intermediate population's share, and the M dwarfs' share at r = 20.5 and its growth
+#: per magnitude (clipped to 0.05-0.8; halo turn-off stars the rest): among the released faint
+#: stars g-r > 1.2 for 20%, 50% and 69% at r 20-21, 21-22 and 22-23.
+STAR_POPULATIONS = (0.15, (0.20, 0.26))
 SEEING_RATIO_LN = {"u": (0.176, 0.100), "g": (0.107, 0.103), "r": (0.0, 0.0), "i": (-0.068, 0.070),
                    "z": (-0.035, 0.108)}
 #: ln E(B-V) ~ N(mean, sd), clipped to EBV_RANGE: from the released objects' extinction_r.
@@ -106,11 +116,14 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _star_colours(rng, n):
+def _star_colours(rng, r):
     """Stellar locus: halo turn-off stars, an intermediate population, and M dwarfs, whose g-r
     saturates near 1.4 while r-i runs to 2 (parametrised by r-i)."""
-    pop = rng.choice(3, n, p=list(STAR_POPULATIONS))
-    gr = np.where(pop == 0, rng.normal(0.3, 0.12, n), rng.normal(0.8, 0.2, n))
+    n = len(r)
+    dwarf_share = np.clip(STAR_POPULATIONS[1][0] + STAR_POPULATIONS[1][1] * (r - 20.5), 0.05, 0.8)
+    u = rng.random(n)
+    pop = np.where(u < dwarf_share, 2, np.where(u < dwarf_share + STAR_POPULATIONS[0], 1, 0))
+    gr = np.where(pop == 0, rng.normal(0.22, 0.15, n), rng.normal(0.8, 0.2, n))
     gr = np.clip(gr, -0.3, 1.3)
     ri = 0.3 * gr - 0.02
     iz = 0.45 * ri + 0.02
@@ -138,8 +151,8 @@ def _galaxy_colours(rng, z, red):
     """Colours of the red sequence (``red``) and the blue cloud, reddening with redshift."""
     n = len(z)
     ug = np.where(red, 1.8 + 1.5 * z, 0.8 + 0.6 * z) + rng.normal(0, 0.25, n)
-    gr = np.where(red, 0.7 + 2.1 * z, 0.35 + 0.9 * z) + rng.normal(0, 0.13, n)
-    ri = np.where(red, 0.3 + 1.3 * z, 0.25 + 0.6 * z) + rng.normal(0, 0.09, n)
+    gr = np.where(red, 0.75 + 2.1 * z, 0.3 + 0.3 * z) + rng.normal(0, 0.13, n)
+    ri = np.where(red, 0.3 + 1.6 * z, 0.2 + 0.25 * z) + rng.normal(0, 0.09, n)
     iz = np.where(red, 0.3 + 0.3 * z, 0.2 + 0.3 * z) + rng.normal(0, 0.07, n)
     return ug, gr, ri, iz
 
@@ -214,17 +227,17 @@ def draw_sources(rng: np.random.Generator, cls: np.ndarray, r_range=None) -> dic
     zq = np.where(rng.random(is_qso.sum()) < 0.75, rng.normal(1.6, 0.6, is_qso.sum()), rng.normal(2.8, 0.4, is_qso.sum()))
     z[is_qso] = np.clip(zq, 0.3, 4.5)
     z[is_gal] = np.clip(0.05 + 0.08 * (r0[is_gal] - 16) + rng.normal(0, 0.12, is_gal.sum()), 0.02, 0.9)
-    red = rng.random(n) < RED_FRACTION
+    red = rng.random(n) < np.clip(RED_FRACTION[0] - RED_FRACTION[1] * (r0 - 20.5), 0.2, 0.9)
     colours = np.zeros((n, 4))
-    colours[is_star] = np.stack(_star_colours(rng, is_star.sum()), 1)
+    colours[is_star] = np.stack(_star_colours(rng, r0[is_star]), 1)
     colours[is_qso] = np.stack(_qso_colours(rng, z[is_qso]), 1)
     colours[is_gal] = np.stack(_galaxy_colours(rng, z[is_gal], red[is_gal]), 1)
     mags = {"r": r0, "g": r0 + colours[:, 1]}
     mags["u"] = mags["g"] + colours[:, 0]
     mags["i"] = r0 - colours[:, 2]
     mags["z"] = mags["i"] - colours[:, 3]
-    r_e = np.where(is_gal, np.exp(rng.normal(np.log(GALAXY_SIZE * 10 ** (-0.1 * (r0 - 18))), 0.45 * np.log(10), n)),
-                   0.0)
+    median = GALAXY_SIZE * 10 ** (-0.1 * (r0 - 18)) * np.where(red, RED_SIZE, 1.0)
+    r_e = np.where(is_gal, np.exp(rng.normal(np.log(median), GALAXY_SIZE_DEX * np.log(10), n)), 0.0)
     # quasar hosts: below z = 0.6, an exponential host holding up to half of the light
     host = np.where(is_qso & (z < 0.6), rng.uniform(0.1, 0.5, n) * (1 - z / 0.6), 0.0)
     r_e = np.where(host > 0, rng.uniform(0.5, 1.5, n), r_e)
@@ -333,7 +346,8 @@ def simulate_field(args):
             header["NMGY"] = (float(calib[b].mean()), "mean nanomaggies per count")
             write_frame(paths[b], frames[b], header, calib[b], np.full((8, 8), SKY_DN, dtype=np.float32))
     banks = {b: TemplateBank(psfs[b]) for b in BANDS}
-    measured = measure_field(frames, positions, banks, calib, interpolated, cosmic, saturated, SKY_SIGMA_NMGY)
+    measured = measure_field(frames, positions, banks, calib, interpolated, cosmic, saturated, SKY_SIGMA_NMGY,
+                             rng)
     extinction = {b: EXTINCTION_COEFF[b] * float(field["ebv"]) for b in BANDS}
     cols = catalogue_columns(measured, psfs, extinction)
     cols["ra"], cols["dec"] = ra, dec
