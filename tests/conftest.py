@@ -74,7 +74,7 @@ def tiny_run(tmp_path_factory):
     return workdir / "results"
 
 
-def build_tiny_data(root, n_objects=900, per_class=40):
+def build_tiny_data(root, n_objects=1400, per_class=40):
     """Catalogue -> pools -> exp1 split -> stamps with the package functions alone (no Snakemake),
     for machines that have no Snakemake (the GPU test)."""
     import yaml
@@ -87,8 +87,9 @@ def build_tiny_data(root, n_objects=900, per_class=40):
 
     cfg = yaml.safe_load((REPO / "config.yaml").read_text())
     root = Path(root)
+    # most objects galaxies: about one galaxy in twelve passes the compact cut
     generate_survey(root / "catalog.parquet", root / "frames", n_objects=n_objects, objects_per_field=30,
-                    frame_shape=(192, 192), seed=1)
+                    frame_shape=(192, 192), seed=1, class_fractions=(0.25, 0.55, 0.2))
     write_pool(root / "catalog.parquet", "compact", cfg["cuts"], root / "pool.parquet")
     write_sample("exp1", cfg["experiments"]["exp1"], per_class, 0, root / "sample_exp1.parquet",
                  pool_path=root / "pool.parquet")

@@ -5,12 +5,14 @@ models is :func:`sdssclr.results.stats.paired_bootstrap`."""
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, precision_score, recall_score
 
 METRICS = ("accuracy", "precision", "recall")
 
 
 def classification_metrics(y_true, y_pred, class_names) -> dict:
+    # imported here: the tables read METRICS in many short jobs that never compute a metric
+    from sklearn.metrics import accuracy_score, confusion_matrix, precision_score, recall_score
+
     labels = list(range(len(class_names)))
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     return {

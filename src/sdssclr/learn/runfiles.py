@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -17,7 +19,9 @@ import pyarrow.parquet as pq
 
 from ..catalog import FEATURES
 from ..io import atomic_path, write_parquet_atomic
-from ..stamps.objects import Objects
+
+if TYPE_CHECKING:  # the stamps (and astropy behind them) only for the annotation
+    from ..stamps.objects import Objects
 
 
 def write_predictions(path, objs: Objects, probas: dict[str, np.ndarray], classes, metadata: dict) -> pd.DataFrame:

@@ -20,13 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.ticker import NullFormatter, ScalarFormatter
-from sklearn.manifold import TSNE
 
 from ..catalog import TASK_CLASSES
 from ..io import data_source
 from ..learn.runfiles import read_embeddings
 from ..registry import LABELS, MODELS, row_names, spec
-from ..stamps.objects import load_by_objid
 from .plotting import pyplot, save_png, stamp_rgb, where
 from .stats import equal_count_bins
 from .tables import MissingRunError, collect, single_source
@@ -66,6 +64,8 @@ def plot_embedding_map(embeddings_path, split_path, out_png, *, title: str, seed
         test = test.sample(MAP_POINTS, random_state=seed)
     x = emb[pos.loc[test["objID"]].to_numpy()]
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    from sklearn.manifold import TSNE  # here: the other figures' short jobs never import it
+
     xy = TSNE(n_components=2, perplexity=min(30.0, max(2.0, (len(x) - 1) / 3)), init="pca",
               random_state=seed).fit_transform(x)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.4))
@@ -163,6 +163,8 @@ def plot_gallery(prediction_paths, metric_paths, index_path, out_png, *, models,
             panels.append((f"{LABELS[m]}\n{cls}: most confident", good))
             panels.append((f"{LABELS[m]}\n{cls}: misclassified", bad))
     ids = np.unique(np.concatenate([p["objID"].to_numpy() for _, p in panels]))
+    from ..stamps.objects import load_by_objid  # here: only the gallery reads stamps
+
     objs = load_by_objid(index_path, ids)
     lookup = {int(o): k for k, o in enumerate(objs.objid)}
     fig, axes = plt.subplots(len(panels), GALLERY_PER_CLASS, figsize=(1.5 * GALLERY_PER_CLASS + 1.6, 1.6 * len(panels)),

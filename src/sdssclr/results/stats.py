@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as _st
+from scipy.special import stdtrit
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def run_difference(groups: dict, *, level: float = 0.95) -> Difference:
         return Difference(estimate, estimate, estimate, conditional_on(t, s), s * t)
     denom = sum(v * v / df for v, df in parts if v > 0 and np.isfinite(df))
     df = var * var / denom if denom > 0 else np.inf
-    half = float(_st.t.ppf(0.5 + level / 2, df) * np.sqrt(var))
+    half = float(stdtrit(df, 0.5 + level / 2) * np.sqrt(var))  # Student's t quantile
     return Difference(estimate, estimate - half, estimate + half, conditional_on(t, s), s * t)
 
 
