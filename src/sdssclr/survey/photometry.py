@@ -50,6 +50,8 @@ DEV_UNRESOLVED = 0.05
 #: truncated at DEV_UNRESOLVED: the released real faint objects' deVRad below 0.05" (every band,
 #: both classes: median -2.8, 10th percentile -4.2, 90th -1.46, uncorrelated with magnitude).
 DEV_STOP_LOG10 = (-2.85, 1.0)
+#: The normal CDF at the truncation: a stopping point is drawn below it (inverse CDF).
+_DEV_STOP_TOP = float(ndtr((math.log10(DEV_UNRESOLVED) - DEV_STOP_LOG10[0]) / DEV_STOP_LOG10[1]))
 #: Extra flag bits set by this pipeline (SDSS PhotoFlags values).
 BLENDED = 0x8
 
@@ -113,8 +115,7 @@ def _dev_radius(log_r, chi, k, rng: np.random.Generator) -> float:
     if radius >= DEV_UNRESOLVED:
         return radius
     mean, sd = DEV_STOP_LOG10
-    top = ndtr((math.log10(DEV_UNRESOLVED) - mean) / sd)
-    return float(10 ** (mean + sd * ndtri(rng.uniform(0.0, top))))
+    return float(10 ** (mean + sd * ndtri(rng.uniform(0.0, _DEV_STOP_TOP))))
 
 
 def _parabola_min(x, y, k):

@@ -19,7 +19,7 @@ follow power-law number counts, p(r) ~ 10^(alpha r) (alpha 0.12 stars, 0.35 gala
 quasars).
 - Stars follow a stellar locus: halo turn-off stars and an intermediate population parametrised
   by g-r, and M dwarfs parametrised by r-i (g-r saturating near 1.4), whose share grows with r
-  (:data:`STAR_POPULATIONS`); 0.05 mag scatter.
+  (:data:`DWARF_SHARE`); 0.05 mag scatter.
 - Quasars have redshifts from a mixture peaking at z ~ 1.6 with a second component at z ~ 2.8;
   blue power-law colours with emission-line wiggles, the Lyman-alpha forest reddening u-g above
   z ~ 2.6 and g-r above z ~ 3.3 (the stellar-locus crossing at z ~ 2.5-3). Below z = 0.6 a nucleus
@@ -94,10 +94,10 @@ GALAXY_SIZE, GALAXY_SIZE_DEX, RED_FRACTION = 1.7, 0.25, (0.8, 0.2)
 #: Red-sequence galaxies of a given r lie further away (luminous red galaxies): their radii are
 #: RED_SIZE times the blue cloud's.
 RED_SIZE = 0.75
-#: Stars: the intermediate population's share, and the M dwarfs' share at r = 20.5 and its growth
-#: per magnitude (clipped to 0.05-0.8; halo turn-off stars the rest): among the released faint
-#: stars g-r > 1.2 for 20%, 50% and 69% at r 20-21, 21-22 and 22-23.
-STAR_POPULATIONS = (0.15, (0.20, 0.26))
+#: Stars: the M dwarfs' share at r = 20.5, its growth per magnitude and its bounds, and the
+#: intermediate population's share (halo turn-off stars the rest): among the released faint stars
+#: g-r > 1.2 for 20%, 50% and 69% at r 20-21, 21-22 and 22-23.
+DWARF_SHARE, DWARF_SHARE_SLOPE, DWARF_SHARE_RANGE, INTERMEDIATE_SHARE = 0.20, 0.26, (0.05, 0.8), 0.15
 SEEING_RATIO_LN = {"u": (0.176, 0.100), "g": (0.107, 0.103), "r": (0.0, 0.0), "i": (-0.068, 0.070),
                    "z": (-0.035, 0.108)}
 #: ln E(B-V) ~ N(mean, sd), clipped to EBV_RANGE: from the released objects' extinction_r.
@@ -120,9 +120,9 @@ def _star_colours(rng, r):
     """Stellar locus: halo turn-off stars, an intermediate population, and M dwarfs, whose g-r
     saturates near 1.4 while r-i runs to 2 (parametrised by r-i)."""
     n = len(r)
-    dwarf_share = np.clip(STAR_POPULATIONS[1][0] + STAR_POPULATIONS[1][1] * (r - 20.5), 0.05, 0.8)
+    dwarf_share = np.clip(DWARF_SHARE + DWARF_SHARE_SLOPE * (r - 20.5), *DWARF_SHARE_RANGE)
     u = rng.random(n)
-    pop = np.where(u < dwarf_share, 2, np.where(u < dwarf_share + STAR_POPULATIONS[0], 1, 0))
+    pop = np.where(u < dwarf_share, 2, np.where(u < dwarf_share + INTERMEDIATE_SHARE, 1, 0))
     gr = np.where(pop == 0, rng.normal(0.22, 0.15, n), rng.normal(0.8, 0.2, n))
     gr = np.clip(gr, -0.3, 1.3)
     ri = 0.3 * gr - 0.02
