@@ -85,6 +85,7 @@ COLUMNS: tuple[Column, ...] = (
     *(_p(f"deVRad_{b}") for b in BANDS),
     *(_p(f"psffwhm_{b}") for b in BANDS),
     *(_p(f"extinction_{b}") for b in BANDS),
+    *(_p(f"psfMag_{b}") for b in BANDS),  # PSF magnitudes
     _p("psfMagErr_r"),
     _p("flags_r", "int64"),
     _p("clean", "int64"),

@@ -41,8 +41,9 @@ def test_isolated_bright_stars_come_back_at_their_true_flux_within_their_errors(
     x, y = grid(36, rng)
     flux = 10 ** rng.uniform(1.0, 2.0, 36)  # r 17.5-20: bright but far from saturation
     m = field([(a, b, f, 0.0, 0.0) for a, b, f in zip(x, y, flux)])
-    pull = (m["psf_flux_r"] - flux) / m["psf_err_r"]
-    assert abs(np.median(pull)) < 0.5 and 0.6 < np.std(pull) < 1.6
+    for b in BANDS:  # PSF fluxes in every band (the catalogue's psfMag_x)
+        pull = (m[f"psf_flux_{b}"] - flux) / m[f"psf_err_{b}"]
+        assert abs(np.median(pull)) < 0.5 and 0.6 < np.std(pull) < 1.6, b
     for b in BANDS:  # the model fit of a point source is the PSF fit: same flux
         assert np.median(np.abs(m[f"model_flux_{b}"] - flux) / m[f"model_err_{b}"]) < 1.5
     assert (m["flags"] & PHOTO_FLAGS["BINNED1"]).all()

@@ -7,7 +7,8 @@ noise (so catalogue and stamps share one noise realisation, as in the real surve
   (the band's PSF, and PSF-convolved circular de Vaucouleurs and exponential profiles on a grid of
   half-light radii, :data:`SIZE_GRID_ARCSEC`) is rendered once and shifted to each object's
   sub-pixel position in Fourier space, so each fit is a linear solve for the flux (weights: the
-  sky variance; errors add the source's Poisson variance).
+  sky variance; errors add the source's Poisson variance). The PSF fit gives ``psfMag_x`` in every
+  band.
 - ``deVRad_x``: the best-fitting de Vaucouleurs radius in each band (chi-square minimum on the
   grid, refined by a parabola in log radius). Below :data:`DEV_UNRESOLVED` the chi-square is flat
   (the source is unresolved) and SDSS's minimiser stops anywhere in that valley: the released real
@@ -141,8 +142,9 @@ def measure_field(frames: dict, positions: dict, banks: dict, calib: dict, inter
     n = len(positions["r"][0])
     found = detections(frames["r"], sky_sigma["r"])
     log_r = np.log(SIZE_GRID_ARCSEC)
-    out = {f"{q}_{b}": np.full(n, np.nan) for b in BANDS for q in ("model_flux", "model_err", "deVRad")}
-    out.update({"psf_flux_r": np.full(n, np.nan), "psf_err_r": np.full(n, np.nan), "flags": np.zeros(n, np.int64)})
+    out = {f"{q}_{b}": np.full(n, np.nan) for b in BANDS
+           for q in ("model_flux", "model_err", "psf_flux", "psf_err", "deVRad")}
+    out["flags"] = np.zeros(n, np.int64)
     yy, xx = np.mgrid[-half:half + 1, -half:half + 1]
     # per field, not per object: the r-band masks as floats (windows pad with NaN) and each band's
     # mean calibration
@@ -210,6 +212,7 @@ def measure_field(frames: dict, positions: dict, banks: dict, calib: dict, inter
                 continue
             k = int(np.nanargmin(dev_chi))
             out[f"deVRad_{band}"][i] = _dev_radius(log_r, dev_chi, k, rng)
+            out[f"psf_flux_{band}"][i], out[f"psf_err_{band}"][i] = fit(tu[0])
             if band == "r":
                 # the model profile: the better of the two fits, between two grid radii (interpolated
                 # in log radius), fixed for every band
@@ -220,7 +223,6 @@ def measure_field(frames: dict, positions: dict, banks: dict, calib: dict, inter
                 k0 = int(np.clip(np.searchsorted(log_r, lr) - 1, 0, bank.n_sizes - 2))
                 frac = float(np.clip((lr - log_r[k0]) / (log_r[k0 + 1] - log_r[k0]), 0.0, 1.0))
                 model_index = first + k0
-                out["psf_flux_r"][i], out["psf_err_r"][i] = fit(tu[0])
                 if out["psf_flux_r"][i] / out["psf_err_r"][i] >= 5.0:
                     flags |= PHOTO_FLAGS["BINNED1"]
                 a, b = model_index, model_index + 1
@@ -234,12 +236,14 @@ def measure_field(frames: dict, positions: dict, banks: dict, calib: dict, inter
 
 def catalogue_columns(measured: pd.DataFrame, psfs: dict, extinction: dict) -> dict:
     """The catalogue's photometric columns from :func:`measure_field`'s fluxes: model magnitudes and
-    errors, ``psfMagErr_r``, ``deVRad_x``, ``psffwhm_x``, ``extinction_x``, ``dered_x``, ``flags_r``."""
+    errors, PSF magnitudes ``psfMag_x``, ``psfMagErr_r``, ``deVRad_x``, ``psffwhm_x``, ``extinction_x``, ``dered_x``, ``flags_r``."""
     cols = {}
     for b in BANDS:
         f, e = measured[f"model_flux_{b}"].to_numpy(), measured[f"model_err_{b}"].to_numpy()
         cols[b] = asinh_mag(f, b)
         cols[f"err_{b}"] = asinh_mag_err(f, e, b)
+    for b in BANDS:
+        cols[f"psfMag_{b}"] = asinh_mag(measured[f"psf_flux_{b}"].to_numpy(), b)
     cols["psfMagErr_r"] = asinh_mag_err(measured["psf_flux_r"].to_numpy(), measured["psf_err_r"].to_numpy(), "r")
     for b in BANDS:
         cols[f"dered_{b}"] = cols[b] - extinction[b]
