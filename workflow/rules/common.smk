@@ -5,13 +5,19 @@ from sdssclr.experiments import ExperimentGraph
 from sdssclr.registry import MODELS as REGISTERED_MODELS, PRETRAINING_SETS, spec
 from sdssclr.registry import model_config as registry_model_config
 from sdssclr.samples.cuts import cuts_of
-from sdssclr.workflow import export_package_path
+from sdssclr.workflow import check_cluster_requests, export_package_path
 
 # A bad config stops here, before any job is scheduled, with the offending key named.
 validate(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 
 # Workflow scripts import the sdssclr package from this checkout, also inside conda envs.
 export_package_path(str(Path(workflow.basedir) / "src"))
+
+
+# On SLURM, a job that no node can run stops the run before anything is submitted.
+onstart:
+    check_cluster_requests(workflow)
+
 
 # What depends on what between experiments (owners, transfers, encoders): sdssclr.experiments.
 GRAPH = ExperimentGraph(config["experiments"])
