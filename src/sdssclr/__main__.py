@@ -27,8 +27,8 @@ def main(argv=None) -> int:
 
     if args.k < 1:
         parser.error("--k must be at least 1")
-    if not (Path(args.index) / "vectors.npy").exists():
-        parser.error(f"no index in {args.index}: build it with `snakemake {args.index}/vectors.npy` "
+    if not (Path(args.index) / "index.faiss").exists():
+        parser.error(f"no index in {args.index}: build it with `snakemake {args.index}/index.faiss` "
                      "(rule similarity_index)")
     stamps = args.stamps if args.stamps is not None else sorted(glob.glob("results/stamps/split*/*/index.parquet"))
     gallery = None if args.gallery == "none" else (args.gallery or f"results/similar/{args.objid}.png")
@@ -38,6 +38,7 @@ def main(argv=None) -> int:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"index: {table.attrs['index']}")
     if gallery:
         print(f"gallery: {gallery}")
     return 0

@@ -16,7 +16,8 @@ SRC = REPO / "src"
 CONDA_NAME = {"numpy": "numpy", "scipy": "scipy", "pandas": "pandas", "pyarrow": "pyarrow", "astropy": "astropy",
               "astroquery": "astroquery", "requests": "requests", "sklearn": "scikit-learn",
               "matplotlib": "matplotlib-base", "tqdm": "tqdm", "yaml": "pyyaml", "jsonschema": "jsonschema",
-              "torch": "pytorch", "threadpoolctl": "threadpoolctl", "sep": "sep"}
+              "torch": "pytorch", "threadpoolctl": "threadpoolctl", "sep": "sep",
+              "faiss": "faiss-cpu"}
 
 
 def rules() -> dict[str, dict[str, str]]:

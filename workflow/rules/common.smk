@@ -383,7 +383,7 @@ def report_targets():
             for kind in ("pretrain", "embedding")
             for d, s in pretrained
         ],
-        *[f"results/similarity/{d}/{first}/seed{s}/vectors.npy" for d, s in pretrained],
+        *[f"results/similarity/{d}/{first}/seed{s}/index.faiss" for d, s in pretrained],
         *expand(
             "results/predictions/{experiment}/{task}/{model}.parquet",
             experiment=OWN_EXPERIMENTS,

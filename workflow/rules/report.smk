@@ -64,6 +64,7 @@ rule similarity_index:
     input:
         pretrained("embeddings"),
     output:
+        index="results/similarity/{dataset}/split{split}/seed{seed}/index.faiss",
         vectors="results/similarity/{dataset}/split{split}/seed{seed}/vectors.npy",
         objid="results/similarity/{dataset}/split{split}/seed{seed}/objid.npy",
     log:
