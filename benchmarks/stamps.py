@@ -6,6 +6,15 @@ once per field, cuts all the field's objects in one vectorised Lanczos pass, and
 ``--threads`` fields at a time.
 
     python benchmarks/stamps.py --fields 12 --objects-per-field 2 --threads 2
+
+``--real DIR`` measures instead, on a real SDSS field laid out like the archive (e.g.
+``../shared/sdss-frames``), the stamp stage's CPU per field (decompress, parse, cut and write
+the stamps of 2 and of 22 objects, one thread) against a plain libbz2 decode of the field's five
+frames, and ends with ``cpu_per_field_ratio=<x>`` for 22 objects (1.0 would be the decode floor).
+When indexed_bzip2 is installed it is timed beside libbz2 (one thread, and its parallel mode's
+wall time for one frame).
+
+    python benchmarks/stamps.py --real ../shared/sdss-frames
 """
 
 from __future__ import annotations
@@ -44,14 +53,86 @@ def naive(objects, root, size):
     return out
 
 
+def cpu_seconds(fn) -> float:
+    """CPU seconds (this process, all its threads) of one call of ``fn``."""
+    t0 = time.process_time()
+    fn()
+    return time.process_time() - t0
+
+
+def real_field(root: Path, size: int, counts=(2, 22), repeats: int = 7) -> None:
+    """The stamp stage's CPU per field on a real field against the plain decode of its frames.
+    The variants are timed in turn, ``repeats`` rounds, and each keeps its least CPU time: this
+    machine's speed drifts by ~10% between minutes, which would otherwise swamp the ratio."""
+    import bz2
+    import io
+
+    import pandas as pd
+
+    frames = sorted(root.rglob("frame-*-*-*-*.fits.bz2"))
+    if len(frames) < len(BANDS):
+        raise SystemExit(f"{root}: no complete field (frame-<band>-<run>-<camcol>-<field>.fits.bz2) found")
+    name = frames[0].name.split("-")
+    run, camcol, field = int(name[2]), int(name[3]), int(name[4].split(".")[0])
+    rerun = int(frames[0].parent.parent.parent.name)
+    paths = field_paths(root, rerun, run, camcol, field)
+    raw = {b: paths[b].read_bytes() for b in BANDS}
+    frame = read_frame(paths["r"], "r")
+    ny, nx = frame.image.shape
+    rng = np.random.default_rng(0)
+    variants = {"plain libbz2 decode of the five frames": lambda: [bz2.decompress(raw[b]) for b in BANDS]}
+    for n in counts:
+        x, y = rng.uniform(size, nx - size, n), rng.uniform(size, ny - size, n)
+        ra, dec = frame.wcs.all_pix2world(x, y, 0)
+        objects = pd.DataFrame({"objID": np.arange(n, dtype=np.int64) + 1237650000000000000, "ra": ra, "dec": dec,
+                                "rerun": rerun, "run": run, "camcol": camcol, "field": field})
+
+        def stage(objects=objects):
+            with tempfile.TemporaryDirectory() as tmp:  # a fresh shard: no finished parts to reuse
+                cut_shard(objects, LocalFrames(root), Path(tmp) / "s.npy", Path(tmp) / "s.parquet", size=size,
+                          policy="pad", threads=1)
+
+        variants[f"stamp stage, {n} objects"] = stage
+    try:
+        import indexed_bzip2
+    except ImportError:
+        indexed_bzip2 = None
+        print("indexed_bzip2 not installed: no comparison (pip install indexed_bzip2)")
+    else:
+        def ibz2(parallelization=1):
+            for b in BANDS:
+                with indexed_bzip2.open(io.BytesIO(raw[b]), parallelization=parallelization) as fh:
+                    fh.read()
+
+        variants["indexed_bzip2 decode, one thread"] = ibz2
+    best = {k: float("inf") for k in variants}
+    for _ in range(repeats):
+        for k, fn in variants.items():
+            best[k] = min(best[k], cpu_seconds(fn))
+    decode = best["plain libbz2 decode of the five frames"]
+    print(f"field {rerun}/{run}/{camcol}/{field}: five frames, {sum(map(len, raw.values())) / 1e6:.1f} MB compressed; "
+          f"least CPU of {repeats} interleaved rounds")
+    for k, t in best.items():
+        print(f"{k:<42}{t:>6.2f} s CPU = {t / decode:.3f} x the plain decode")
+    if indexed_bzip2 is not None:
+        t0 = time.perf_counter()
+        ibz2(2)
+        print(f"indexed_bzip2 parallel (2 threads): {time.perf_counter() - t0:.2f} s wall for the five frames")
+    print(f"cpu_per_field_ratio={best[f'stamp stage, {counts[-1]} objects'] / decode:.3f}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--real", type=Path, default=None, help="a real field's frames (archive layout): CPU per field")
     ap.add_argument("--fields", type=int, default=12)
     ap.add_argument("--objects-per-field", type=int, default=2)
     ap.add_argument("--frame-shape", type=int, nargs=2, default=[1489, 2048], help="rows cols (SDSS: 1489 2048)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--size", type=int, default=32)
     args = ap.parse_args(argv)
+    if args.real is not None:
+        real_field(args.real, args.size)
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
