@@ -82,8 +82,7 @@ def job_request(rule: str, threads: int, resources) -> dict:
 
 
 def _fits(req: dict, node: dict) -> bool:
-    if req["partition"] and node["partition"] != req["partition"]:
-        return False
+    """Whether ``node`` can take ``req`` (its partition is chosen by the caller)."""
     if req["cpus"] > node["cpus"] or (req["mem_mb"] or 0) > node["mem_mb"]:
         return False
     if req["runtime"] and float(req["runtime"]) > node["max_minutes"]:
@@ -109,10 +108,9 @@ def unschedulable(requests, nodes: list[dict]) -> list[str]:
     default = {n["partition"] for n in nodes if n["default"]}
     problems = {}
     for req in requests:
-        req = dict(req)
         pool = [n for n in nodes if (n["partition"] == req["partition"] if req["partition"]
                                      else (not default or n["partition"] in default))]
-        if any(_fits(dict(req, partition=""), n) for n in pool) or req["rule"] in problems:
+        if req["rule"] in problems or any(_fits(req, n) for n in pool):
             continue
         if not pool:
             problems[req["rule"]] = (f"rule {req['rule']} asks for {_describe(req)}: the cluster has no such "

@@ -236,13 +236,13 @@ def measure_field(frames: dict, positions: dict, banks: dict, calib: dict, inter
 
 def catalogue_columns(measured: pd.DataFrame, psfs: dict, extinction: dict) -> dict:
     """The catalogue's photometric columns from :func:`measure_field`'s fluxes: model magnitudes and
-    errors, PSF magnitudes ``psfMag_x``, ``psfMagErr_r``, ``deVRad_x``, ``psffwhm_x``, ``extinction_x``, ``dered_x``, ``flags_r``."""
+    errors, PSF magnitudes ``psfMag_x``, ``psfMagErr_r``, ``deVRad_x``, ``psffwhm_x``,
+    ``extinction_x``, ``dered_x``, ``flags_r``."""
     cols = {}
     for b in BANDS:
         f, e = measured[f"model_flux_{b}"].to_numpy(), measured[f"model_err_{b}"].to_numpy()
         cols[b] = asinh_mag(f, b)
         cols[f"err_{b}"] = asinh_mag_err(f, e, b)
-    for b in BANDS:
         cols[f"psfMag_{b}"] = asinh_mag(measured[f"psf_flux_{b}"].to_numpy(), b)
     cols["psfMagErr_r"] = asinh_mag_err(measured["psf_flux_r"].to_numpy(), measured["psf_err_r"].to_numpy(), "r")
     for b in BANDS:
