@@ -4,6 +4,7 @@ import sys
 
 import pytest
 
+from conftest import SCHEMA
 from sdssclr.config import ConfigError, load, validate
 
 
@@ -17,6 +18,8 @@ def test_shipped_configs_are_valid(repo, schema):
     from sdssclr.registry import MODELS
 
     assert cpu["models"] == cpu["label_efficiency"]["models"] == list(MODELS)  # every row, every budget
+    small = load(repo / "config.yaml", schema, [repo / "sdss-small.yaml"])
+    assert small["survey"]["source"] == "sdss" and small["datasets"]["compact"]["per_class"] <= 1000
     gpu = load(repo / "config.yaml", schema, [repo / "benchmarks" / "gpu-medium.yaml"])
     assert len(gpu["seeds"]) >= 5 and len(gpu["split_seeds"]) >= 2
 
@@ -73,6 +76,15 @@ def test_shipped_configs_are_valid(repo, schema):
          "models: a model pretrained on labelled objects only needs the model it ablates beside it"),
         (lambda c: c["survey"].update(photometric_file="/no/such/export.csv"),
          "survey.photometric_file: /no/such/export.csv does not exist"),
+        (lambda c: c["datasets"]["compact"].update(objid_list="/no/such/objlist.npy"),
+         "datasets.compact.objid_list: /no/such/objlist.npy does not exist"),
+        (lambda c: c["datasets"]["faint_compact"].update(objid_list=7), "datasets.faint_compact.objid_list"),
+        (lambda c: c["experiments"]["exp3"].update(test_objid_list="/no/such/exp3.parquet"),
+         "experiments.exp3.test_objid_list: /no/such/exp3.parquet does not exist"),
+        (lambda c: c["experiments"]["exp3"].update(test_objid_list=str(SCHEMA)),
+         f"experiments.exp3.test_objid_list: {SCHEMA} is neither a Parquet table nor a"),
+        (lambda c: c["experiments"]["exp1"].update(test_objid_list="x.npy"),
+         "experiments.exp1.test_objid_list: unknown key"),
         (lambda c: c["synthetic"].update(neighbour_galaxies=-1), "synthetic.neighbour_galaxies"),
         (lambda c: c["synthetic"].update(neighbour_galaxies=float("nan")),
          "synthetic.neighbour_galaxies: nan is not a finite number"),

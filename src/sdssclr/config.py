@@ -100,6 +100,14 @@ def _relations(config: dict) -> list[str]:
         path = survey.get(key)
         if survey["source"] == "sdss" and path and not Path(path).exists():
             problems.append(f"survey.{key}: {path} does not exist")
+    lists = [(f"datasets.{name}.objid_list", d.get("objid_list")) for name, d in config["datasets"].items()]
+    lists += [(f"experiments.{name}.test_objid_list", e.get("test_objid_list"))
+              for name, e in config["experiments"].items()]
+    for key, path in lists:
+        if path and not Path(path).is_file():
+            problems.append(f"{key}: {path} does not exist")
+        elif path and Path(path).suffix.lower() not in {".parquet", ".pq", ".npy"}:
+            problems.append(f"{key}: {path} is neither a Parquet table nor a .npy array")
     for name, exp in config["experiments"].items():
         if has_own_dataset(exp) and exp["dataset"] in config["datasets"]:
             per_class = config["datasets"][exp["dataset"]]["per_class"]

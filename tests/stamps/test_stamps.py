@@ -179,3 +179,28 @@ def test_a_full_disk_while_assembling_is_named_and_leaves_nothing_that_looks_fin
     monkeypatch.undo()  # space freed: the rerun assembles from the fields already cut
     index = cut_shard(objects, LocalFrames(root), tmp_path / "s.npy", tmp_path / "s.parquet")
     assert len(index) == len(objects) and np.load(tmp_path / "s.npy").shape == (len(objects), 5, 32, 32)
+
+
+def test_a_streamed_plan_says_what_it_will_download_before_anything_is_fetched(tmp_path, caplog):
+    import logging
+
+    from conftest import REPO
+    from sdssclr.io import write_parquet_atomic
+    from sdssclr.stamps.shards import write_plan
+    from sdssclr.survey.frames import TYPICAL_FRAME_MB
+
+    objects = pd.DataFrame({"objID": np.arange(7), "ra": 0.0, "dec": 0.0, "rerun": 301, "run": [1, 1, 1, 2, 2, 3, 3],
+                            "camcol": 1, "field": [10, 10, 11, 10, 10, 12, 12]})
+    write_parquet_atomic(objects, tmp_path / "sample.parquet", {"source": "SDSS DR16"})
+    with caplog.at_level(logging.INFO):
+        write_plan([tmp_path / "sample.parquet"], 2, tmp_path / "plan.parquet", streamed=True)
+    gb = 4 * 5 * TYPICAL_FRAME_MB / 1e3
+    assert f"download plan: 4 fields, 20 frames, about {gb:.1f} GB" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        write_plan([tmp_path / "sample.parquet"], 2, tmp_path / "plan2.parquet", streamed=False)
+    assert "download plan" not in caplog.text
+    real = REPO.parent / "shared" / "sdss-frames"
+    if real.exists():  # the typical frame size is the real field's
+        sizes = [p.stat().st_size for p in real.rglob("frame-*.fits.bz2")]
+        assert TYPICAL_FRAME_MB == pytest.approx(np.mean(sizes) / 1e6, abs=0.01)

@@ -263,6 +263,31 @@ RERUNS = [
 ]
 
 
+@pytest.mark.slow
+def test_object_lists_feed_the_pools_they_restrict(tiny_run, tmp_path):
+    """A dataset's list is an input of its pool; a transfer experiment's list of test objects makes
+    its own test pool, and only experiment 3's work follows from it."""
+    pool = pd.read_parquet(tiny_run / "samples" / "pool_compact.parquet", columns=["objID"])
+    listed = tmp_path / "objlist.npy"
+    np.save(listed, pool["objID"].to_numpy())
+    jobs = planned(tiny_run.parent, {"datasets": {"compact": {"objid_list": str(listed)}}})
+    assert jobs["pool"] == 1 and jobs["sample"] == 2 and "synthetic_survey" not in jobs
+    faint = pd.read_parquet(tiny_run / "samples" / "pool_faint_compact.parquet", columns=["objID"])
+    test_list = tmp_path / "exp3.parquet"
+    faint.to_parquet(test_list)
+    jobs = planned(tiny_run.parent, {"experiments": {"exp3": {"test_objid_list": str(test_list)}}})
+    assert {rule: n for rule, n in jobs.items() if rule not in REPORTS} == {
+        "test_pool": 1, "sample": 1, "split": 1, "stamp_plan": 1, "stamp_shard": 2, "stamp_index": 1,
+        "transfer": 9 * RUNS}
+
+
+def test_the_first_real_run_config_plans_the_sdss_path_offline(repo, tmp_path):
+    res = snakemake(repo, tmp_path, "results/table1.md", "-n", "--configfile", str(repo / "sdss-small.yaml"))
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    out = res.stdout + res.stderr
+    assert "sdss_catalog" in out and "synthetic_survey" not in out and "stamp_plan" in out
+
+
 def yaml_key(override: dict) -> str:
     """'a.b.c' of a one-key override."""
     key, value = next(iter(override.items()))

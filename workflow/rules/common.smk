@@ -90,6 +90,37 @@ def catalog_file_input():
     return config["survey"]["catalog_file"] or []
 
 
+def objid_list_of(dataset):
+    """A dataset's object list (datasets.<name>.objid_list), or none."""
+    return config["datasets"][dataset].get("objid_list") or []
+
+
+def test_objid_list_of(experiment):
+    """A transfer experiment's list of test objects (experiments.<name>.test_objid_list), or none."""
+    return config["experiments"][experiment].get("test_objid_list") or []
+
+
+def sample_pool(name):
+    """The pool an experiment draws from: its dataset's, or a transfer experiment's listed test pool."""
+    if name in TRANSFER_EXPERIMENTS and test_objid_list_of(name):
+        return rules.test_pool.output[0].format(experiment=name)
+    return rules.pool.output[0].format(dataset=GRAPH.sample_dataset(name))
+
+
+def catalog_lists():
+    """The object lists whose objects the SDSS catalogue must hold, and whether some pool still
+    needs the cut query (a dataset drawn from without a list)."""
+    lists, unlisted = [], False
+    for name in GRAPH.names:
+        if name in TRANSFER_EXPERIMENTS and test_objid_list_of(name):
+            lists.append(test_objid_list_of(name))
+            continue
+        listed = objid_list_of(GRAPH.sample_dataset(name))
+        lists += [listed] if listed else []
+        unlisted |= not listed
+    return sorted(set(lists)), unlisted
+
+
 def stamp_index(split, stampset):
     """The index of one stamp set: an experiment's sample or ``unlabelled_{dataset}``."""
     return rules.stamp_index.output[0].format(split=split, stampset=stampset)
@@ -182,7 +213,7 @@ def sample_inputs(wildcards):
     """Inputs of an experiment's sample: its dataset pool, and an experiment reusing another's
     models also its parent's sample (whose training objects it may not test on)."""
     name = wildcards.experiment
-    inputs = {"pool": rules.pool.output[0].format(dataset=GRAPH.sample_dataset(name))}
+    inputs = {"pool": sample_pool(name)}
     if name in TRANSFER_EXPERIMENTS:
         inputs["parent"] = samples_of([GRAPH.parent(name)], [wildcards.split])[0]
     return inputs

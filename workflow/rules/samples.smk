@@ -1,7 +1,9 @@
 rule pool:
-    """Apply a dataset's cuts (the same definitions that render the SQL) to the catalogue."""
+    """Apply a dataset's cuts (the same definitions that render the SQL) to the catalogue, or to
+    the objects of its object list."""
     input:
         catalog=CATALOG,
+        objid_list=lambda wc: objid_list_of(wc.dataset),
     output:
         "results/samples/pool_{dataset}.parquet",
     log:
@@ -12,6 +14,29 @@ rule pool:
         mem_mb=8000,
     params:
         cuts=lambda wildcards: cuts_of(wildcards.dataset, config["cuts"]),
+    script:
+        "../scripts/pool.py"
+
+
+rule test_pool:
+    """A transfer experiment's test pool from its object list: the listed objects passing its
+    test dataset's cuts (experiments.<name>.test_objid_list)."""
+    input:
+        catalog=CATALOG,
+        objid_list=lambda wc: test_objid_list_of(wc.experiment),
+    output:
+        "results/samples/test_pool_{experiment}.parquet",
+    log:
+        "results/logs/test_pool_{experiment}.log",
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=8000,
+    params:
+        dataset=lambda wc: config["experiments"][wc.experiment]["test_dataset"],
+        cuts=lambda wc: cuts_of(
+            config["experiments"][wc.experiment]["test_dataset"], config["cuts"]
+        ),
     script:
         "../scripts/pool.py"
 

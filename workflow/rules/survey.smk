@@ -25,9 +25,11 @@ if SOURCE == "synthetic":
 else:
 
     rule sdss_catalog:
-        """The pool of every class from SkyServer (paged, throttled, retried), or a CasJobs export."""
+        """The pool of every class from SkyServer (paged, throttled, retried) and the objects of
+        the object lists, or a CasJobs export."""
         input:
-            catalog_file_input(),
+            export=catalog_file_input(),
+            objid_lists=catalog_lists()[0],
         output:
             catalog="results/survey/catalog.parquet",
         log:
@@ -39,6 +41,8 @@ else:
             data_release=config["survey"]["data_release"],
             # the query selects the compact regime; the faint cuts are applied by the pool rule
             cuts=cuts_of("compact", config["cuts"]),
+            # whether some dataset is drawn from without a list (else only listed objects are fetched)
+            pool_query=catalog_lists()[1],
         script:
             "../scripts/sdss_catalog.py"
 

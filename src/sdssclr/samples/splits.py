@@ -109,11 +109,16 @@ def make_transfer_sample(parent_sample: pd.DataFrame, test_pool: pd.DataFrame, t
     with none of the parent's train/val objects in it (its calibration objects are validation
     objects) a balanced ``test`` set and a disjoint balanced ``calib`` set of
     ``calibration_per_class``. Reads the parent's *sample*, so that the parent's calibration
-    fraction never redraws (or re-stamps) these objects."""
+    fraction never redraws (or re-stamps) these objects. The log counts the test-pool objects
+    that belong to the parent's sample (the original experiment 3's overlap with experiment 1's
+    dataset) and how many of them are dropped (those a parent model was fitted on)."""
+    in_parent = test_pool["objID"].isin(parent_sample["objID"]).to_numpy()
     fit_ids = parent_sample.loc[parent_sample["split"].isin(["train", "val", CALIBRATION]), "objID"]
-    candidates = test_pool[~test_pool["objID"].isin(fit_ids)]
-    log.info("%s: %d of %d test-pool objects are in the parent's train/val/calibration and are excluded",
-             experiment, len(test_pool) - len(candidates), len(test_pool))
+    in_fit = test_pool["objID"].isin(fit_ids).to_numpy()
+    candidates = test_pool[~in_fit]
+    log.info("%s: %d of %d test-pool objects belong to the parent's sample; the %d in its train/val/calibration "
+             "are dropped (the leak of the original experiment 3), the %d in its test split stay candidates",
+             experiment, int(in_parent.sum()), len(test_pool), int(in_fit.sum()), int((in_parent & ~in_fit).sum()))
     test = balanced_sample(candidates, test_per_class, rng_for(seed, experiment),
                            what=f"{experiment} test pool")
     test["split"] = "test"

@@ -41,7 +41,7 @@ from tqdm import tqdm
 from ..bands import BANDS
 from ..catalog import FIELD_KEYS
 from ..io import array_hash, atomic_path, data_source, path_list, remove_stale_temporaries, write_parquet_atomic
-from ..survey.frames import Frame, MissingFrame, read_frame
+from ..survey.frames import TYPICAL_FRAME_MB, Frame, MissingFrame, read_frame
 from .cutting import cut_field
 
 log = logging.getLogger(__name__)
@@ -261,9 +261,20 @@ def load_stamps(index: pd.DataFrame, objids=None) -> np.ndarray:
     return out
 
 
-def write_plan(object_paths, n_shards: int, out, labelled: bool = True) -> pd.DataFrame:
+def download_plan(plan: pd.DataFrame, frame_mb: float = TYPICAL_FRAME_MB) -> str:
+    """What streaming a plan's frames fetches: fields, frames and about how many gigabytes."""
+    fields = plan.groupby(list(FIELD_KEYS)).ngroups
+    frames = fields * len(BANDS)
+    return (f"download plan: {fields} fields, {frames} frames, about {frames * frame_mb / 1e3:.1f} GB "
+            f"({frame_mb} MB per frame, the mean of a real DR16 frame); at most the frames of the fields in "
+            "flight are on disk at once (survey.keep_frames false)")
+
+
+def write_plan(object_paths, n_shards: int, out, labelled: bool = True, streamed: bool = False) -> pd.DataFrame:
     """The manifest of one stamp set: every object of ``object_paths`` (an experiment's sample, or
-    one dataset's unlabelled objects) once, with its shard and a ``labelled`` flag."""
+    one dataset's unlabelled objects) once, with its shard and a ``labelled`` flag. ``streamed``:
+    the frames will be fetched from the archive, and the log says how much
+    (:func:`download_plan`) before anything is."""
     sources = {data_source(p) for p in object_paths}
     if len(sources) != 1:
         raise ValueError(f"the objects to stamp come from different sources: {sorted(sources)}")
@@ -273,6 +284,8 @@ def write_plan(object_paths, n_shards: int, out, labelled: bool = True) -> pd.Da
     log.info("stamp plan: %d %s objects in %d fields over %d shards (sizes %s)", len(plan),
              "labelled" if labelled else "unlabelled", plan.groupby(list(FIELD_KEYS)).ngroups, n_shards,
              np.bincount(plan["shard"], minlength=n_shards).tolist())
+    if streamed:
+        log.info("%s", download_plan(plan))
     write_parquet_atomic(plan, out, {"source": sources.pop()})
     return plan
 

@@ -24,6 +24,9 @@ FRAME_NAME = "frame-{band}-{run:06d}-{camcol}-{field:04d}.fits.bz2"
 FRAME_RELPATH = "{rerun}/{run}/{camcol}/" + FRAME_NAME
 #: Where DR16 serves frames, relative to the SAS root.
 SAS_FRAMES_PREFIX = "dr{release}/eboss/photoObj/frames"
+#: Mean size (MB) of a compressed DR16 frame: the five frames of the real field 301/2583/2/136
+#: (``../shared/sdss-frames``) hold 17.1 MB; what a download plan multiplies frames by.
+TYPICAL_FRAME_MB = 3.42
 
 
 class FrameError(RuntimeError):

@@ -233,6 +233,73 @@ def query_pool(where: str, *, data_release: int, timeout: float, page_size: int 
     return catalog.reset_index(drop=True)
 
 
+#: Longest objID in decimal (19 digits): what a list's query is sized for.
+_LONGEST_OBJID = 9_223_372_036_854_775_807
+
+
+def listed_sql(objids, columns=COLUMNS) -> str:
+    """The SkyServer SQL fetching ``columns`` (objID first) of the objects ``objids``, with no cut:
+    the cuts are applied locally, so that the log can say which listed objects fail which cut.
+    ``TOP`` allows two spectra per object (:func:`query_listed` keeps one)."""
+    cols = [COLUMNS[0], *(c for c in columns if c.alias != "objID")]
+    ids = ",".join(str(int(o)) for o in objids)
+    return (f"SELECT TOP {2 * len(objids)} {','.join(c.select() for c in cols)} FROM SpecObj AS s JOIN PhotoObj "
+            f"AS p ON p.objID=s.bestObjID WHERE p.objID IN ({ids}) ORDER BY p.objID,s.sciencePrimary DESC,s.specObjID")
+
+
+def listed_plan(data_release: int, most: int = 200) -> tuple[int, list[list]]:
+    """(objIDs per query, column groups) fetching the most objects per query within
+    :data:`MAX_QUERY_STRING`: longer ID lists leave room for fewer columns per query."""
+    best = None
+    for k in range(1, most + 1):
+        try:
+            groups = split_columns(lambda cols: listed_sql([_LONGEST_OBJID] * k, cols), COLUMNS[1:], data_release)
+        except QueryError:
+            break
+        if best is None or k / len(groups) > best[0] / len(best[1]):
+            best = (k, groups)
+    if best is None:
+        raise QueryError("not even one objID fits a SkyServer query string with the catalogue's columns")
+    return best
+
+
+def query_listed(objids, *, data_release: int, timeout: float, per_minute: float = 60, retries: int = 5,
+                 backoff_s: float = 2.0, sdss=None, sleep=time.sleep) -> pd.DataFrame:
+    """The catalogue columns of exactly the objects ``objids`` (no cuts), in as many queries as the
+    query-string limit needs (:func:`listed_plan`). An object with two spectra keeps its
+    science-primary one (counted in the log); listed objects SkyServer does not know are absent."""
+    objids = np.unique(np.asarray(objids, dtype=np.int64))
+    per_query, groups = listed_plan(data_release)
+    n_queries = -(-len(objids) // per_query) * len(groups)
+    log.info("%d listed objects: %d per query in %d column group(s), %d queries, about %.0f min at %g per minute "
+             "(CasJobs has no such limit: casjobs_listed_sql)", len(objids), per_query, len(groups), n_queries,
+             n_queries / per_minute, per_minute)
+    throttle = Throttle(per_minute, sleep=sleep)
+    parts = []
+    for start in range(0, len(objids), per_query):
+        chunk = objids[start:start + per_query]
+        parts.append(query_in_groups(lambda g: listed_sql(chunk, g), groups, what=f"listed objects {start}+",
+                                     columns_out=COLUMN_NAMES, data_release=data_release, timeout=timeout,
+                                     retries=retries, backoff_s=backoff_s, throttle=throttle, sdss=sdss,
+                                     sleep=sleep))
+    catalog = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(COLUMN_NAMES))
+    # rows come ordered by objID with the science-primary spectrum first
+    dup = catalog["objID"].duplicated()
+    if dup.any():
+        log.info("%d listed objects have more than one spectrum: the science-primary one is kept", int(dup.sum()))
+        catalog = catalog[~dup]
+    log.info("%d of %d listed objects found in DR%d", len(catalog), len(objids), data_release)
+    return catalog.reset_index(drop=True)
+
+
+def casjobs_listed_sql(table: str = "MyDB.objlist", columns=COLUMNS) -> str:
+    """The CasJobs SQL joining an uploaded object list (a MyDB table with an ``objID`` column) to
+    the catalogue columns; its CSV export is read as ``survey.catalog_file``."""
+    cols = [COLUMNS[0], *(c for c in columns if c.alias != "objID")]
+    return (f"SELECT {', '.join(c.select() for c in cols)}\nFROM {table} AS l\nJOIN PhotoObj AS p ON p.objID = l.objID"
+            "\nJOIN SpecObj AS s ON s.bestObjID = p.objID AND s.sciencePrimary = 1")
+
+
 def read_catalog_file(path, columns=COLUMNS) -> pd.DataFrame:
     """A CasJobs export (CSV or Parquet) with the catalogue ``columns`` (default: all of them).
 
@@ -288,18 +355,32 @@ def check_unique_objects(df: pd.DataFrame, source: str) -> None:
                        "an export must list each object once")
 
 
-def write_catalog(out, survey: dict, where: str, sdss=None, sleep=time.sleep) -> pd.DataFrame:
-    """The catalogue step of the SDSS path: query SkyServer for the objects passing ``where``, or
-    read ``survey.catalog_file``."""
+def write_catalog(out, survey: dict, where: str, sdss=None, sleep=time.sleep, listed=(),
+                  pool_query: bool = True) -> pd.DataFrame:
+    """The catalogue step of the SDSS path: query SkyServer for the objects passing ``where``
+    (unless no pool needs them, ``pool_query`` false) and for the objects of the lists ``listed``
+    (objID arrays; fetched without cuts); or read ``survey.catalog_file``, which must then hold the
+    listed objects too (:func:`casjobs_listed_sql`)."""
     release = survey["data_release"]
+    ids = np.unique(np.concatenate([np.asarray(x, np.int64) for x in listed])) if len(listed) else None
     if survey.get("catalog_file"):
         catalog = read_catalog_file(survey["catalog_file"])
         origin = f"CasJobs export {survey['catalog_file']}"
+        if ids is not None:
+            log.info("%d of the %d listed objects are in the export (for lists, run in CasJobs after uploading "
+                     "them as MyDB.objlist:\n%s)", int(np.isin(ids, catalog["objID"]).sum()), len(ids),
+                     casjobs_listed_sql())
     else:
-        catalog = query_pool(where, data_release=release, timeout=survey["timeout_s"],
-                             page_size=survey["page_size"], per_minute=survey["max_queries_per_minute"],
-                             retries=survey["retries"], backoff_s=survey["backoff_s"], sdss=sdss, sleep=sleep)
-        origin = "SkyServer SQL via astroquery"
+        options = dict(data_release=release, timeout=survey["timeout_s"], per_minute=survey["max_queries_per_minute"],
+                       retries=survey["retries"], backoff_s=survey["backoff_s"], sdss=sdss, sleep=sleep)
+        parts = []
+        if pool_query:
+            parts.append(query_pool(where, page_size=survey["page_size"], **options))
+        if ids is not None:
+            parts.append(query_listed(ids, **options))
+        catalog = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        catalog = catalog[~catalog["objID"].duplicated()].reset_index(drop=True)
+        origin = "SkyServer SQL via astroquery" + (f" ({len(ids)} listed objects)" if ids is not None else "")
     log.info("catalogue: %d rows from %s; classes %s", len(catalog), origin,
              catalog["class"].value_counts().to_dict())
     write_parquet_atomic(catalog, out, {"source": f"SDSS DR{release}", "origin": origin})
