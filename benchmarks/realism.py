@@ -2,7 +2,7 @@
 distributions and a tree's accuracy against the real faint objects, and whether the stamps add
 photometry to the catalogue that was measured from them. CPU only, no deep training.
 
-    python benchmarks/realism.py [--n-objects 30000] [--threads 2] [--workdir /tmp/realism]
+    python benchmarks/realism.py [--n-objects 30000] [--threads 2] [--workdir /tmp/realism] [--no-gain] [--groups]
 
 Needs ../shared/sdss-frames (the real field 2583/2/136) and ../shared/margnet-release (real faint
 objects' features) beside the checkout, or --real-frames / --release. Prints, with the target of
@@ -47,6 +47,15 @@ REPO = Path(__file__).resolve().parents[1]
 REAL_FIELD = (301, 2583, 2, 136)
 
 
+#: Feature groups of the --groups diagnostic.
+FEATURE_GROUPS = {
+    "deVRad (5 bands)": [f"deVRad_{b}" for b in BANDS],
+    "deVRad_r": ["deVRad_r"],
+    "dered magnitudes + colours": [f"dered_{b}" for b in BANDS] + ["u_g", "g_r", "r_i", "i_z"],
+    "psffwhm (5 bands)": [f"psffwhm_{b}" for b in BANDS],
+}
+
+
 def real_frame(root: Path, band: str) -> np.ndarray:
     return read_frame(field_paths(root, *REAL_FIELD)[band], band).image
 
@@ -66,6 +75,8 @@ def main(argv=None):
     ap.add_argument("--real-frames", default=str(REPO.parent / "shared" / "sdss-frames"))
     ap.add_argument("--release", default=str(REPO.parent / "shared" / "margnet-release"))
     ap.add_argument("--no-gain", action="store_true", help="skip the stamp-magnitude gain table (no stamps cut)")
+    ap.add_argument("--groups", action="store_true",
+                    help="also a tree on each feature group alone and without it, and deVRad per class, band and r bin")
     args = ap.parse_args(argv)
     work = Path(args.workdir)
     cfg = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -125,6 +136,26 @@ def main(argv=None):
     print(f"\ntree 5-fold accuracy on faint SG: synthetic {100 * acc_syn[0]:.1f} +- {100 * acc_syn[1]:.1f}, real "
           f"{100 * acc_real[0]:.1f} +- {100 * acc_real[1]:.1f}; difference {100 * (acc_syn[0] - acc_real[0]):+.1f} "
           "points (target within 1.5)")
+    if args.groups:
+        section("Where the tree's accuracy lives: each feature group alone and left out, synthetic vs real")
+        print("| group | alone: synthetic | real | left out: synthetic | real |\n|---|---|---|---|---|")
+        for name, cols in FEATURE_GROUPS.items():
+            rest = [f for f in FEATURES if f not in cols]
+            alone = [100 * tree_cv_accuracy(d, features=cols)[0] for d in (matched, real)]
+            left = [100 * tree_cv_accuracy(d, features=rest)[0] for d in (matched, real)]
+            print(f"| {name} | {alone[0]:.1f} | {alone[1]:.1f} | {left[0]:.1f} | {left[1]:.1f} |")
+        print("\ndeVRad per class, band and r bin: median (\") / fraction below 0.05\", synthetic over real\n")
+        print("| class | r | " + " | ".join(BANDS) + " |\n|---|---|" + "---|" * len(BANDS))
+        for cls in ("STAR", "GALAXY"):
+            for lo_r in (20, 21, 22):
+                parts = [d[(d["class"] == cls) & d["r"].between(lo_r, lo_r + 1)] for d in (matched, real)]
+                cells = [" / ".join(f"{p[f'deVRad_{b}'].median():.3f} ({(p[f'deVRad_{b}'] < 0.05).mean():.2f})"
+                                    for p in parts) for b in BANDS]
+                print(f"| {cls} | {lo_r}-{lo_r + 1} | " + " | ".join(cells) + " |")
+        stars = catalog[(catalog["class"] == "STAR") & catalog["r"].between(22, 23)]
+        print("\nbefore the cuts, every synthetic star at r 22-23: " + ", ".join(
+            f"{b} {stars[f'deVRad_{b}'].median():.3f} ({(stars[f'deVRad_{b}'] < 0.05).mean():.2f})" for b in BANDS)
+              + " (the compact cut averages deVRad / psffwhm over the bands)")
 
     if not args.no_gain:
         section("Does the stamp add photometry? A tree on the 24 features + stamp PSF magnitudes vs the 24 alone")
