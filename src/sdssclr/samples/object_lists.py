@@ -63,9 +63,9 @@ def read_objid_list(path) -> pd.DataFrame:
             raise CatalogError(f"{path}: no objID column (columns: {list(table.columns)[:8]})")
         ids = table["objID"]
         if not pd.api.types.is_integer_dtype(ids):
-            raise CatalogError(f"{path}: column objID is {ids.dtype}, not integers (rows "
-                               f"{', '.join(map(str, np.flatnonzero(ids.isna().to_numpy())[:10]))} empty)"
-                               if ids.isna().any() else f"{path}: column objID is {ids.dtype}, not integers")
+            empty = np.flatnonzero(ids.isna().to_numpy())[:10]
+            rows = f" (rows {', '.join(map(str, empty))} empty)" if len(empty) else ""
+            raise CatalogError(f"{path}: column objID is {ids.dtype}, not integers{rows}")
         listed = pd.DataFrame({"objID": ids.to_numpy(np.int64)})
         if "class" in table:
             cls = table["class"].astype(str).str.strip().str.upper()

@@ -63,6 +63,11 @@ class Throttle:
 MAX_QUERY_STRING = 2000
 
 
+def _with_objid_first(columns) -> list:
+    """``columns`` with objID first and once: every query's rows are matched on it."""
+    return [COLUMNS[0], *(c for c in columns if c.alias != "objID")]
+
+
 def catalog_sql(cls: str, where: str, page_size: int, after_objid: int | None = None,
                 columns=COLUMNS) -> str:
     """The SkyServer SQL of one page of one class's pool passing ``where`` (the cuts' rendered
@@ -70,7 +75,7 @@ def catalog_sql(cls: str, where: str, page_size: int, after_objid: int | None = 
     With every column it is also the query to run in CasJobs, which has no length limit."""
     if cls not in OBJECT_CLASSES:
         raise ValueError(f"unknown class {cls!r}")
-    cols = [COLUMNS[0], *(c for c in columns if c.alias != "objID")]
+    cols = _with_objid_first(columns)
     select = ",".join(c.select() for c in cols)
     page = f" AND p.objID>{int(after_objid)}" if after_objid is not None else ""
     sql = (f"SELECT TOP {int(page_size)} {select} FROM SpecObj AS s JOIN PhotoObj AS p ON p.objID=s.bestObjID "
@@ -241,7 +246,7 @@ def listed_sql(objids, columns=COLUMNS) -> str:
     """The SkyServer SQL fetching ``columns`` (objID first) of the objects ``objids``, with no cut:
     the cuts are applied locally, so that the log can say which listed objects fail which cut.
     ``TOP`` allows two spectra per object (:func:`query_listed` keeps one)."""
-    cols = [COLUMNS[0], *(c for c in columns if c.alias != "objID")]
+    cols = _with_objid_first(columns)
     ids = ",".join(str(int(o)) for o in objids)
     return (f"SELECT TOP {2 * len(objids)} {','.join(c.select() for c in cols)} FROM SpecObj AS s JOIN PhotoObj "
             f"AS p ON p.objID=s.bestObjID WHERE p.objID IN ({ids}) ORDER BY p.objID,s.sciencePrimary DESC,s.specObjID")
@@ -295,7 +300,7 @@ def query_listed(objids, *, data_release: int, timeout: float, per_minute: float
 def casjobs_listed_sql(table: str = "MyDB.objlist", columns=COLUMNS) -> str:
     """The CasJobs SQL joining an uploaded object list (a MyDB table with an ``objID`` column) to
     the catalogue columns; its CSV export is read as ``survey.catalog_file``."""
-    cols = [COLUMNS[0], *(c for c in columns if c.alias != "objID")]
+    cols = _with_objid_first(columns)
     return (f"SELECT {', '.join(c.select() for c in cols)}\nFROM {table} AS l\nJOIN PhotoObj AS p ON p.objID = l.objID"
             "\nJOIN SpecObj AS s ON s.bestObjID = p.objID AND s.sciencePrimary = 1")
 
