@@ -70,6 +70,8 @@ def test_shipped_configs_are_valid(repo, schema):
          "classifiers.margformer.encoder_lr"),
         (lambda c: c["experiments"]["exp3"].update(calibration_per_class=0), "experiments.exp3.calibration_per_class"),
         (lambda c: c["experiments"]["exp3"].pop("calibration_per_class"), "experiments.exp3"),
+        (lambda c: c["experiments"]["exp3"].update(keep_parent_overlap="yes"), "experiments.exp3.keep_parent_overlap"),
+        (lambda c: c["experiments"]["exp3"].pop("keep_parent_overlap"), "experiments.exp3"),
         (lambda c: c["models"].remove("simclr-margformer") or c["predictions"]["models"].remove("simclr-margformer")
          or c["label_efficiency"]["models"].remove("simclr-margformer") or c["comparison"]["primary"].update(
              model="simclr-margformer-labelled"),

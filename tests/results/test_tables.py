@@ -19,7 +19,8 @@ COMPARISON = {"baseline": "margnet", "primary": {"model": "simclr-margformer", "
 CLASSES = ("STAR", "GALAXY")
 
 
-def run(root, exp, task, model, seed, correct, source="synthetic", frac=1.0, n_train=100, n_val=20, split=2023):
+def run(root, exp, task, model, seed, correct, source="synthetic", frac=1.0, n_train=100, n_val=20, split=2023,
+        **extra):
     """A run directory with metrics.json and predictions.parquet for a model that gets the test
     objects ``correct`` right (objects alternate STAR/GALAXY); components copy the model."""
     d = root / exp / task / model / f"frac{frac}" / f"split{split}" / f"seed{seed}"
@@ -37,7 +38,7 @@ def run(root, exp, task, model, seed, correct, source="synthetic", frac=1.0, n_t
     m = classification_metrics(truth, pred, CLASSES)
     (d / "metrics.json").write_text(json.dumps(m | {
         "experiment": exp, "task": task, "model": model, "seed": seed, "split_seed": split, "source": source, "n_train": n_train,
-        "n_val": n_val, "label_fraction": frac, "components": {c: m for c in MODELS[model].components}}))
+        "n_val": n_val, "label_fraction": frac, "components": {c: m for c in MODELS[model].components}} | extra))
     return d / "metrics.json"
 
 
@@ -67,6 +68,19 @@ def test_mean_std_and_the_paired_difference_to_margnet(tmp_path):
     assert "conditional on the split" in text and "Welch-Satterthwaite" in text
     assert "| exp1 | SG | MargNet | 98.1 | 98.1 | 98.1 | Chaini et al. 2023" in text
     assert "| exp1 | SG | MargFormer | 98.1 | 98.1 | 98.1 | AstroFormer README" in text
+
+
+def test_a_kept_experiment_3_leak_is_announced_with_its_counts(tmp_path):
+    def table(**extra):
+        paths = [run(tmp_path / str(bool(extra)), "exp3", "SG", "margnet", s, correct_first(45), **extra) for s in (0, 1)]
+        write_results_table(paths, tmp_path / "t.md", experiments=["exp3"], tasks=["SG"], models=["margnet"],
+                            seeds=[0, 1], split_seeds=[2023], title="T", comparison=COMPARISON)
+        return (tmp_path / "t.md").read_text()
+
+    assert "none of which is in" in table() and "leak" not in table()
+    text = table(n_test_parent_fitted=12)
+    assert "Experiment 3 keeps the original experiment 3's leak" in text and "none of which is in" not in text
+    assert "per run: exp3 SG: 12. Their accuracies are optimistic" in text
 
 
 def test_one_seed_prints_na_and_an_equal_model_has_no_mark(tmp_path):

@@ -3,8 +3,10 @@ import pandas as pd
 import pytest
 
 from sdssclr.catalog import labels, select_task
-from sdssclr.samples.splits import (SampleError, carve_calibration, check_split, make_sample, make_split,
-                                   make_transfer_sample, make_transfer_split)
+from sdssclr.io import read_parquet_metadata, write_parquet_atomic
+from sdssclr.samples.splits import (PARENT_FITTED, SampleError, carve_calibration, check_split, make_sample,
+                                   make_split, make_transfer_sample, make_transfer_split, parent_fitted_ids,
+                                   parent_overlap, write_split)
 
 
 def pool(n_per_class=(300, 200, 500), start=0):
@@ -75,8 +77,47 @@ def test_transfer_split_never_tests_on_training_objects():
     assert (exp3.loc[exp3["split"] == "test", "class"].value_counts() == 30).all()
     # the parent's train/val as they were; its calibration objects kept as the shift diagnostic
     kept = parent[parent["split"] != "test"].replace({"split": {"calib": "calib_source"}})
-    pd.testing.assert_frame_equal(exp3[exp3["split"] != "test"].reset_index(drop=True), kept.reset_index(drop=True))
+    pd.testing.assert_frame_equal(exp3[exp3["split"] != "test"].drop(columns=PARENT_FITTED).reset_index(drop=True),
+                                  kept.reset_index(drop=True))
+    assert not exp3[PARENT_FITTED].any() and parent_overlap(parent, exp3) == 0
     check_split(exp3, "exp3")
+
+
+def test_keep_parent_overlap_replicates_the_leak_flagged_and_counted(tmp_path):
+    parent = make_split(pool((400, 400, 400)), 300, [6, 1, 1], seed=0, experiment="exp1", calibration_fraction=0.5)
+    faint = pool((400, 400, 400)).iloc[::2]  # 3 in 4 of these are parent train/val/calibration objects
+    exp3 = transfer(parent, faint, 30, seed=0, experiment="exp3", calibration_per_class=20, keep_parent_overlap=True)
+    fit = set(parent.loc[parent["split"] != "test", "objID"])
+    own = exp3["split"].isin(["test", "calib"])
+    assert (exp3.loc[own, PARENT_FITTED] == exp3.loc[own, "objID"].isin(fit)).all()
+    assert not exp3.loc[~own, PARENT_FITTED].any()
+    n = int(exp3[PARENT_FITTED].sum())
+    assert n == parent_overlap(parent, exp3) > 100  # 150 own objects, ~3/4 of them the parent's
+    # each object once: a kept one appears in the experiment's test/calibration, not in its copy of the parent
+    copied = ("train", "val", "calib_source")
+    check_split(exp3, "exp3", copied)
+    with pytest.raises(SampleError, match="not balanced"):  # the copy lost the objects it gave up
+        check_split(exp3, "exp3")
+    assert len(exp3) == (parent["split"] != "test").sum() - n + 150
+    # the same test objects as a draw from the pool that ignores the parent
+    assert (exp3.loc[exp3["split"] == "test", "class"].value_counts() == 30).all()
+
+    # the split file: refused without the switch, flagged and counted with it
+    parent_path, sample_path = tmp_path / "exp1.parquet", tmp_path / "sample_exp3.parquet"
+    meta = {"source": "synthetic", "split_seed": "0"}
+    write_parquet_atomic(parent, parent_path, meta)
+    write_parquet_atomic(make_transfer_sample(parent, faint, 30, 0, "exp3", 20, keep_parent_overlap=True),
+                         sample_path, meta)
+    cfg = {"train_from": "exp1", "test_dataset": "faint_compact", "test_per_class": 30, "calibration_per_class": 20}
+    with pytest.raises(SampleError, match=f"exp3: {n} test or calibration objects are in exp1's train/val splits"):
+        write_split("exp3", cfg | {"keep_parent_overlap": False}, 0, tmp_path / "no.parquet",
+                    sample_path=sample_path, parent_path=parent_path)
+    assert not (tmp_path / "no.parquet").exists()
+    write_split("exp3", cfg | {"keep_parent_overlap": True}, 0, tmp_path / "exp3.parquet",
+                sample_path=sample_path, parent_path=parent_path)
+    assert read_parquet_metadata(tmp_path / "exp3.parquet")["parent_overlap"] == str(n)
+    assert sorted(parent_fitted_ids(tmp_path / "exp3.parquet")) == sorted(exp3.loc[exp3[PARENT_FITTED], "objID"])
+    assert len(parent_fitted_ids(parent_path)) == 0  # an experiment with its own dataset flags nothing
 
 
 def test_transfer_split_calibrates_on_its_own_dataset_never_on_a_test_object():

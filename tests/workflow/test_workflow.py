@@ -144,6 +144,8 @@ def test_tables_are_complete_and_labelled(tiny_run):
 def test_exp3_evaluates_the_exp1_models(tiny_run, tmp_path):
     import json
 
+    from sdssclr.catalog import TASK_CLASSES
+    from sdssclr.io import write_parquet_atomic
     from sdssclr.learn.supervised import evaluate_run
 
     assert not list((tiny_run / "runs" / "exp3").rglob("model.pt"))
@@ -155,6 +157,19 @@ def test_exp3_evaluates_the_exp1_models(tiny_run, tmp_path):
                              tmp_path / f"{model}.json", tmp_path / f"{model}.parquet", experiment="exp3")
         assert again["confusion_matrix"] == m3["confusion_matrix"]
         assert again["components"] == m3["components"]
+        assert m3["n_test_parent_fitted"] == again["n_test_parent_fitted"] == 0
+    # a split that flags some test objects as the parent's (keep_parent_overlap): counted, per task
+    split = pd.read_parquet(tiny_run / "splits" / "split2023" / "exp3.parquet")
+    flagged = split["split"].eq("test") & split["class"].isin(["STAR", "GALAXY", "QSO"]) & (split.index % 3 == 0)
+    meta = read_parquet_metadata(tiny_run / "splits" / "split2023" / "exp3.parquet")
+    write_parquet_atomic(split.assign(parent_fitted=flagged), tmp_path / "leaky.parquet", meta)
+    for task in ("SG", "SGQ"):
+        leaky = evaluate_run(tiny_run / "runs" / "exp1" / task / "gbdt" / "split2023" / "seed0" / "model.pt",
+                             tmp_path / "leaky.parquet", stamp_sets(tiny_run, "exp3", "exp1"), tmp_path / "l.json",
+                             tmp_path / "l.parquet", experiment="exp3")
+        tested = pd.read_parquet(tmp_path / "l.parquet").query("split == 'test'")["objID"]
+        want = split.loc[flagged & split["class"].isin(TASK_CLASSES[task]), "objID"].isin(tested).sum()
+        assert leaky["n_test_parent_fitted"] == want > 0
     # a pretrained model's evaluation checked its test objects against the encoder's pretraining set
     log = (tiny_run / "logs" / "transfer_exp3_SGQ_simclr-margformer_split2023_seed0.log").read_text()
     assert "none of 45 exp3's test objects in the encoder's pretraining set" in log

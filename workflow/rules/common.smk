@@ -227,6 +227,7 @@ def sample_config(name):
         "test_dataset",
         "test_per_class",
         "calibration_per_class",
+        "keep_parent_overlap",
     )
     return {k: v for k, v in config["experiments"][name].items() if k in keys}
 

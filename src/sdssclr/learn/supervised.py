@@ -24,7 +24,7 @@ from ..experiments import CALIBRATION, SOURCE_CALIBRATION
 from ..io import array_hash, file_hash, read_parquet_metadata, write_json_atomic
 from ..registry import spec
 from ..samples.pretraining_set import check_not_pretrained_on
-from ..samples.splits import rng_for
+from ..samples.splits import parent_fitted_ids, rng_for
 from ..stamps.objects import Objects, load_objects
 from .checkpoints import RunCheckpoint, load_checkpoint, run_key, save_atomic
 from .classifiers import build, restore
@@ -119,9 +119,15 @@ def evaluate_run(model_path, split_path, index_paths, out_metrics, out_predictio
     if split_seed != state.get("split_seed"):
         raise ValueError(f"{model_path} was trained on split seed {state.get('split_seed')}, but {split_path} "
                          f"is split seed {split_seed}")
+    test = objs.subset(objs.split == "test")
+    fitted = int(np.isin(test.objid, parent_fitted_ids(split_path)).sum())
+    if fitted:
+        log.warning("%s: %d of the %d test objects were in the training or validation objects of %s "
+                    "(keep_parent_overlap): these metrics are optimistic", experiment, fitted, len(test.objid),
+                    model_path)
     # both calibration sets: the test dataset's own, and the parent's (the shift diagnostic)
-    return score_run(clf, state, objs.subset(objs.split == "test"), out_metrics, out_predictions,
-                     experiment=experiment,
+    return score_run(clf, state, test, out_metrics, out_predictions, experiment=experiment,
+                     extra={"n_test_parent_fitted": fitted},
                      calibration=objs.subset(np.isin(objs.split, [CALIBRATION, SOURCE_CALIBRATION])))
 
 

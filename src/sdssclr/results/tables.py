@@ -57,7 +57,7 @@ def collect(paths) -> pd.DataFrame:
             raise ValueError(f"{p}: no split_seed; it was written before split seeds existed, rerun it")
         common = {k: m[k] for k in ("experiment", "task", "seed", "split_seed", "source")} | {
             "n_train": m.get("n_train"), "n_val": m.get("n_val"), "label_fraction": m.get("label_fraction", 1.0),
-            "run": str(p.parent)}
+            "n_test_parent_fitted": m.get("n_test_parent_fitted", 0), "run": str(p.parent)}
         chosen = {k: v for k, v in (m.get("training") or {}).items() if k in CHOSEN}
         for name, part in {m["model"]: m, **m.get("components", {})}.items():
             rows.append(common | {"model": name, "n_test": part["n_test"], "confusion_matrix": part["confusion_matrix"],
@@ -289,6 +289,20 @@ DEPARTURES = [
 ]
 
 
+def transfer_note(df: pd.DataFrame) -> list[str]:
+    """How the experiment reusing another's models chose its test objects: none a parent model was
+    fitted on, or (``keep_parent_overlap``) how many of them, per run, as a warning."""
+    fitted = df[df["n_test_parent_fitted"] > 0]
+    if fitted.empty:
+        return ["Experiment 3 evaluates the experiment-1 models on faint+compact test objects none of which is in",
+                "experiment 1's train or validation split (no retraining)."]
+    counts = fitted.groupby(["experiment", "task"])["n_test_parent_fitted"].agg(["min", "max"])
+    parts = [f"{e} {t}: {lo}" + ("" if lo == hi else f" to {hi}") for (e, t), (lo, hi) in counts.iterrows()]
+    return ["> **Experiment 3 keeps the original experiment 3's leak** (`keep_parent_overlap: true`, an exact",
+            "> replication of the paper's test set): test objects the experiment-1 models were trained or validated",
+            f"> on, per run: {'; '.join(parts)}. Their accuracies are optimistic; do not read them as transfer."]
+
+
 def write_results_table(metric_paths, out, *, experiments, tasks, models, seeds, split_seeds, title,
                         comparison) -> pd.DataFrame:
     df = collect(metric_paths)
@@ -300,8 +314,7 @@ def write_results_table(metric_paths, out, *, experiments, tasks, models, seeds,
     lines += endpoint_sections(keys, models, comparison, "Exp Task", seeds, split_seeds)
     lines += ["## This workflow", ""] + result_rows(df, summary, experiments, tasks, models, comparison)
     lines += [""] + comparison_note(comparison, seeds, split_seeds)
-    lines += ["Experiment 3 evaluates the experiment-1 models on faint+compact test objects none of which is in",
-              "experiment 1's train or validation split (no retraining).", ""]
+    lines += transfer_note(df) + [""]
     lines += [f"- {d}" for d in DEPARTURES] + [""]
     lines += chosen_rows(df, experiments, tasks, models)
     lines += ["## Published reference rows (SDSS DR16; not produced by this workflow)", ""]

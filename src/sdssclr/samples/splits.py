@@ -6,7 +6,9 @@
 - Splits are stratified by class: train/val/test each stay balanced
   (:func:`sdssclr.experiments.split_sizes` counts them).
 - Experiment 3 keeps experiment 1's train and validation splits and tests on faint+compact objects
-  drawn from the faint pool *excluding* every objID in those splits; :func:`check_split` asserts it.
+  drawn from the faint pool *excluding* every objID in those splits; :func:`write_split` asserts it.
+  ``experiments.<name>.keep_parent_overlap`` keeps them instead (the original experiment 3's leak,
+  for an exact replication), flagged in the split's :data:`PARENT_FITTED` column and counted.
 - Two steps, two files: the *sample* (:func:`write_sample`: the objects drawn, with train/val/test)
   decides which objects are stamped; the *split* (:func:`write_split`) adds what only the models
   read (the calibration carve, experiment 3's copy of its parent's splits), so that changing it
@@ -27,6 +29,10 @@ from ..experiments import CALIBRATION, SOURCE_CALIBRATION, SPLITS, has_own_datas
 from ..io import data_source, write_parquet_atomic
 
 log = logging.getLogger(__name__)
+
+#: Column of a transfer experiment's split: its own test/calibration objects that its parent's
+#: models were fitted on (all false unless ``keep_parent_overlap``).
+PARENT_FITTED = "parent_fitted"
 
 
 class SampleError(ValueError):
@@ -104,21 +110,35 @@ def carve_calibration(sample: pd.DataFrame, fraction: float, seed: int, experime
 
 
 def make_transfer_sample(parent_sample: pd.DataFrame, test_pool: pd.DataFrame, test_per_class: int,
-                         seed: int, experiment: str, calibration_per_class: int = 0) -> pd.DataFrame:
+                         seed: int, experiment: str, calibration_per_class: int = 0,
+                         keep_parent_overlap: bool = False) -> pd.DataFrame:
     """The objects an experiment reusing another's models draws for itself: from ``test_pool``
     with none of the parent's train/val objects in it (its calibration objects are validation
     objects) a balanced ``test`` set and a disjoint balanced ``calib`` set of
     ``calibration_per_class``. Reads the parent's *sample*, so that the parent's calibration
     fraction never redraws (or re-stamps) these objects. The log counts the test-pool objects
     that belong to the parent's sample (the original experiment 3's overlap with experiment 1's
-    dataset) and how many of them are dropped (those a parent model was fitted on)."""
+    dataset) and how many of them are dropped (those a parent model was fitted on).
+
+    ``keep_parent_overlap`` keeps the objects a parent model was fitted on as candidates: the
+    original experiment 3's leak, for an exact replication of the paper's test set (its
+    accuracies are then optimistic, and the split and the table say how many such objects the
+    test set holds)."""
     in_parent = test_pool["objID"].isin(parent_sample["objID"]).to_numpy()
     fit_ids = parent_sample.loc[parent_sample["split"].isin(["train", "val", CALIBRATION]), "objID"]
     in_fit = test_pool["objID"].isin(fit_ids).to_numpy()
-    candidates = test_pool[~in_fit]
-    log.info("%s: %d of %d test-pool objects belong to the parent's sample; the %d in its train/val/calibration "
-             "are dropped (the leak of the original experiment 3), the %d in its test split stay candidates",
-             experiment, int(in_parent.sum()), len(test_pool), int(in_fit.sum()), int((in_parent & ~in_fit).sum()))
+    if keep_parent_overlap:
+        candidates = test_pool
+        log.warning("%s: %d of %d test-pool objects belong to the parent's sample; the %d in its train/val/"
+                    "calibration stay candidates (keep_parent_overlap: the leak of the original experiment 3, "
+                    "kept for an exact replication)", experiment, int(in_parent.sum()), len(test_pool),
+                    int(in_fit.sum()))
+    else:
+        candidates = test_pool[~in_fit]
+        log.info("%s: %d of %d test-pool objects belong to the parent's sample; the %d in its train/val/calibration "
+                 "are dropped (the leak of the original experiment 3), the %d in its test split stay candidates",
+                 experiment, int(in_parent.sum()), len(test_pool), int(in_fit.sum()),
+                 int((in_parent & ~in_fit).sum()))
     test = balanced_sample(candidates, test_per_class, rng_for(seed, experiment),
                            what=f"{experiment} test pool")
     test["split"] = "test"
@@ -136,19 +156,47 @@ def make_transfer_split(parent: pd.DataFrame, own: pd.DataFrame) -> pd.DataFrame
     """Parent's train/val objects, its calibration objects relabelled ``calib_source`` (a shift
     diagnostic), then the experiment's own test and calibration objects
     (:func:`make_transfer_sample`): the parent's models are evaluated on, and their conformal sets
-    calibrated on, the same dataset."""
+    calibrated on, the same dataset. A parent object the experiment draws for itself (only with
+    ``keep_parent_overlap``) is listed once, in the experiment's own split, and flagged in the
+    :data:`PARENT_FITTED` column; the parent's split file still holds it where its models were
+    fitted."""
     fit = parent[parent["split"].isin(["train", "val", CALIBRATION])].copy()
     fit.loc[fit["split"] == CALIBRATION, "split"] = SOURCE_CALIBRATION
-    return pd.concat([fit, own[fit.columns]], ignore_index=True)
+    fitted = own["objID"].isin(fit["objID"]).to_numpy()
+    fit = fit[~fit["objID"].isin(own["objID"])]
+    split = pd.concat([fit, own[fit.columns]], ignore_index=True)
+    # which of the experiment's own objects a parent model was fitted on (none by default)
+    split[PARENT_FITTED] = np.concatenate([np.zeros(len(fit), bool), fitted])
+    return split
 
 
-def check_split(split: pd.DataFrame, experiment: str) -> None:
-    """Assert the invariants every experiment must hold: splits disjoint by objID, each balanced."""
+def parent_overlap(parent: pd.DataFrame, split: pd.DataFrame) -> int:
+    """How many of a transfer experiment's test and calibration objects its parent's models were
+    fitted on (train, val or calibration): 0 unless ``keep_parent_overlap`` kept them."""
+    fit_ids = parent.loc[parent["split"].isin(["train", "val", CALIBRATION]), "objID"]
+    return int(split.loc[split["split"].isin(["test", CALIBRATION]), "objID"].isin(fit_ids).sum())
+
+
+def parent_fitted_ids(split_path) -> np.ndarray:
+    """The objIDs a transfer experiment's split flags as fitted by its parent's models (empty for
+    an experiment with its own dataset, and unless ``keep_parent_overlap``)."""
+    table = pd.read_parquet(split_path)
+    if PARENT_FITTED not in table:
+        return np.zeros(0, np.int64)
+    return table.loc[table[PARENT_FITTED].to_numpy(bool), "objID"].to_numpy(np.int64)
+
+
+def check_split(split: pd.DataFrame, experiment: str, copied=()) -> None:
+    """Assert the invariants every experiment must hold: splits disjoint by objID, each balanced
+    (but the ``copied`` ones: a transfer experiment's copy of its parent's splits, less the objects
+    it took with ``keep_parent_overlap``; the parent's own file is checked balanced)."""
     seen = split.groupby("objID")["split"].nunique()
     if (seen > 1).any() or split["objID"].duplicated().any():
         bad = seen[seen > 1].index[:5].tolist() or split.loc[split["objID"].duplicated(), "objID"][:5].tolist()
         raise SampleError(f"{experiment}: objIDs appear more than once across splits, e.g. {bad}")
     for name, part in split.groupby("split"):
+        if name in copied:
+            continue
         counts = part["class"].value_counts()
         if counts.max() - counts.min() > 1 or set(counts.index) != set(OBJECT_CLASSES):
             raise SampleError(f"{experiment}: {name} split is not balanced: {counts.to_dict()}")
@@ -165,7 +213,8 @@ def write_sample(experiment: str, exp_config: dict, per_class: int | None, seed:
         sample = make_sample(pool, per_class, exp_config["ratios"], seed, experiment)
     else:
         sample = make_transfer_sample(pd.read_parquet(parent_sample_path), pool, exp_config["test_per_class"], seed,
-                                      experiment, exp_config["calibration_per_class"])
+                                      experiment, exp_config["calibration_per_class"],
+                                      exp_config["keep_parent_overlap"])
     check_split(sample, experiment)
     counts = sample.groupby(["split", "class"]).size().unstack(fill_value=0)
     log.info("%s sample (seed %d, source %s):\n%s", experiment, seed, data_source(pool_path), counts.to_string())
@@ -181,18 +230,25 @@ def write_split(experiment: str, exp_config: dict, seed: int, out, *, sample_pat
     parent's split followed by the experiment's own test and calibration objects."""
     source = data_source(sample_path)
     sample = pd.read_parquet(sample_path)
+    metadata = {"source": source, "experiment": experiment, "split_seed": str(int(seed))}
+    copied = ()
     if has_own_dataset(exp_config):
         split = carve_calibration(sample, calibration_fraction, seed, experiment)
     else:
         parent = pd.read_parquet(parent_path)
         split = make_transfer_split(parent, sample)
-        fit_ids = set(parent.loc[parent["split"].isin(["train", "val", CALIBRATION]), "objID"])
-        overlap = fit_ids & set(split.loc[split["split"].isin(["test", CALIBRATION]), "objID"])
-        if overlap:  # the leakage of the original experiment 3; never allowed here
-            raise SampleError(f"{experiment}: {len(overlap)} test or calibration objects are in "
+        overlap = parent_overlap(parent, split)
+        metadata["parent_overlap"] = str(overlap)
+        if overlap and not exp_config["keep_parent_overlap"]:  # the leak of the original experiment 3
+            raise SampleError(f"{experiment}: {overlap} test or calibration objects are in "
                               f"{exp_config['train_from']}'s train/val splits")
-    check_split(split, experiment)
+        if overlap:
+            log.warning("%s: %d test or calibration objects are in %s's train/val/calibration splits "
+                        "(keep_parent_overlap: an exact replication of the original experiment 3's leak)",
+                        experiment, overlap, exp_config["train_from"])
+            copied = ("train", "val", SOURCE_CALIBRATION)
+    check_split(split, experiment, copied)
     counts = split.groupby(["split", "class"]).size().unstack(fill_value=0)
     log.info("%s split (seed %d, source %s):\n%s", experiment, seed, source, counts.to_string())
-    write_parquet_atomic(split, out, {"source": source, "experiment": experiment, "split_seed": str(int(seed))})
+    write_parquet_atomic(split, out, metadata)
     return split

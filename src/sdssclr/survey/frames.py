@@ -68,6 +68,12 @@ def decompress(path: Path, data: bytes | None = None) -> bytes:
 
     ``data`` is the file's content when it is already in memory (a download being verified);
     otherwise the file is read from ``path``.
+
+    The standard library's libbz2 checks every block's and the stream's CRC and refuses a
+    truncated stream. indexed_bzip2 was weighed as a faster decoder (``benchmarks/stamps.py --real``
+    times it beside libbz2) and not adopted: single-threaded it gains a few percent, its parallel
+    mode does not check the stream CRC (a corrupted one passes), it has no conda-forge build for
+    ARM machines, and a cluster run already keeps every core busy with one field each.
     """
     path = Path(path)
     if data is None:
