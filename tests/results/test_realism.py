@@ -11,8 +11,8 @@ import yaml
 
 from sdssclr.bands import BANDS
 from sdssclr.catalog import FEATURES, features, select_task
-from sdssclr.results.realism import (ks_distances, light_beyond, matched_to_r, seeing_of, sky_noise, star_field,
-                                     tree_cv_accuracy)
+from sdssclr.results.realism import (ks_distances, light_beyond, like_sized, matched_to_r, seeing_of, sky_noise,
+                                     star_field, tree_cv_accuracy)
 from sdssclr.samples.cuts import apply_cuts, dataset_cuts
 from sdssclr.survey.frames import field_paths, read_frame
 from sdssclr.survey.render import SKY_SIGMA_NMGY, noisy_frame
@@ -63,6 +63,26 @@ def test_matched_sample_follows_the_reference_r_distribution():
     matched = matched_to_r(syn, ref)
     assert len(matched) == pytest.approx(len(ref), abs=5)
     assert ks_distances(matched, ref, ["r"]).loc["STAR", "r"] < 0.05
+
+
+def test_like_sized_real_reference_has_the_synthetic_pools_distinct_objects_and_the_real_r_distribution():
+    rng = np.random.default_rng(4)
+    real = pd.DataFrame({"objID": np.arange(3000), "class": np.repeat(["STAR", "GALAXY", "QSO"], 1000),
+                         "r": rng.normal(21.5, 0.4, 3000)})
+    # a synthetic pool of 120 distinct stars (each listed three times) and 2000 distinct galaxies; no quasars
+    syn = pd.DataFrame({"objID": np.r_[np.repeat(np.arange(120), 3), 10_000 + np.arange(2000)],
+                        "class": ["STAR"] * 360 + ["GALAXY"] * 2000, "r": rng.uniform(20, 23, 2360)})
+    ref = like_sized(real, syn)
+    distinct = ref.groupby("class")["objID"].nunique()
+    assert distinct["STAR"] <= 120 and distinct["STAR"] > 100  # 120 drawn, a few lost to resampling
+    assert distinct["GALAXY"] > 600  # the whole real class (1000): the pool is larger
+    assert "QSO" not in distinct  # no synthetic quasars, no real reference for them
+    assert ref["objID"].isin(real["objID"]).all()
+    stars = ref[ref["class"] == "STAR"]
+    # drawn back to the real class's size and r histogram (less the tail bins the 120 do not reach)
+    assert 900 < len(stars) <= 1000
+    assert ks_distances(stars, real[real["class"] == "STAR"], ["r"]).loc["STAR", "r"] < 0.06
+    assert like_sized(real, syn, seed=1)["objID"].tolist() != ref["objID"].tolist()
 
 
 def test_faint_objects_of_a_small_synthetic_catalogue_against_the_released_real_ones(synthetic_catalog):

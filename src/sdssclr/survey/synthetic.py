@@ -247,14 +247,15 @@ def draw_sources(rng: np.random.Generator, cls: np.ndarray, r_range=None) -> dic
 
 
 def draw_objects(n_objects: int, fields: pd.DataFrame, frame_shape, rng: np.random.Generator, class_fractions,
-                 edge_fraction: float, stamp_margin: int, objid_base: int) -> pd.DataFrame:
+                 edge_fraction: float, stamp_margin: int, objid_base: int, r_range=None) -> pd.DataFrame:
     """The truth of ``n_objects`` catalogue objects spread over ``fields``: class, position (r-band
-    pixels and sky), fluxes per band after extinction, shape, redshift."""
+    pixels and sky), fluxes per band after extinction, shape, redshift. ``r_range`` (lo, hi) draws
+    every class's intrinsic r from its number counts within that range instead of the survey's."""
     ny, nx = frame_shape
     fidx = np.sort(rng.permutation(np.arange(n_objects) % len(fields)))
     fld = fields.iloc[fidx].reset_index(drop=True)
     cls = rng.choice(np.array(OBJECT_CLASSES), n_objects, p=np.asarray(class_fractions) / sum(class_fractions))
-    src = draw_sources(rng, cls)
+    src = draw_sources(rng, cls, r_range)
     x = rng.uniform(stamp_margin, nx - 1 - stamp_margin, n_objects)
     y = rng.uniform(stamp_margin, ny - 1 - stamp_margin, n_objects)
     near = rng.random(n_objects) < edge_fraction
@@ -399,12 +400,13 @@ def catalogue(truth: pd.DataFrame, measured: pd.DataFrame, rng: np.random.Genera
 def generate_catalog(n_objects: int, objects_per_field: int, frame_shape, seed: int,
                      class_fractions=(0.3, 0.3, 0.4), edge_fraction: float = 0.02, stamp_margin: int = 32,
                      background_density: float = 2.0, neighbour_galaxies: float = 8.0,
-                     threads: int = 1) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """A catalogue measured from frames rendered in memory (none written). Returns (catalogue, truth, fields)."""
+                     threads: int = 1, r_range=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A catalogue measured from frames rendered in memory (none written). Returns (catalogue, truth,
+    fields). ``r_range``: as :func:`draw_objects` (for diagnostics of a magnitude range)."""
     rng = np.random.default_rng(seed)
     fields = field_table(max(1, int(np.ceil(n_objects / objects_per_field))), rng)
     truth = draw_objects(n_objects, fields, tuple(frame_shape), rng, class_fractions, edge_fraction, stamp_margin,
-                         9_100_000_000_000_000)
+                         9_100_000_000_000_000, r_range=r_range)
     measured = simulate(fields, truth, frame_shape, seed, background_density=background_density,
                         neighbour_galaxies=neighbour_galaxies, threads=threads)
     return catalogue(truth, measured, rng, spectroscopic=True), truth, fields
